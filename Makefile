@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RUN ?= runs/demo
+CLIPS ?=
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+DEV_STAMP := $(STAMP)-dev
+
+.PHONY: demo test lint install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+install-dev: $(DEV_STAMP)
+
+demo: $(STAMP)
+	$(BIN)/serec demo --run $(RUN) $(if $(CLIPS),--clips $(CLIPS),)
+
+test: $(DEV_STAMP)
+	$(BIN)/ruff check serec tests benchmarks jobs
+	$(BIN)/python -m pytest -q -rs
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check serec tests benchmarks jobs
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

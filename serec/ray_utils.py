@@ -1,0 +1,33 @@
+"""Connecting to Ray: local mode by default, a cluster via ``--address`` or ``RAY_ADDRESS``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import ray
+
+
+def init_ray(address: str | None = None, **kwargs: Any) -> None:
+    """Start or join Ray once per process; keeps an existing session (tests, jobs)."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    kwargs.setdefault("logging_level", logging.WARNING)
+    kwargs.setdefault("log_to_driver", False)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        kwargs.setdefault("include_dashboard", False)
+        ray.init(**kwargs)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = bool(os.environ.get("SEREC_PROGRESS"))
+    ctx.print_on_execution_start = False
+
+
+def node_id() -> str:
+    """Id of the Ray node this code runs on ("local" outside Ray)."""
+    if not ray.is_initialized():
+        return "local"
+    return ray.get_runtime_context().get_node_id()
