@@ -34,6 +34,21 @@ class StageResources:
     batch_size: int = 4
     min_actors: int = 1
     max_actors: int = 1
+    custom_resources: dict[str, float] | None = None
+
+    def map_batches_args(self) -> dict[str, Any]:
+        """``map_batches`` keyword arguments for an actor pool of this stage."""
+        import ray
+
+        args: dict[str, Any] = dict(
+            compute=ray.data.ActorPoolStrategy(min_size=self.min_actors,
+                                               max_size=self.max_actors),
+            num_cpus=self.num_cpus, batch_size=self.batch_size, batch_format="pandas")
+        if self.num_gpus:
+            args["num_gpus"] = self.num_gpus
+        if self.custom_resources:
+            args["resources"] = dict(self.custom_resources)
+        return args
 
 
 @dataclass

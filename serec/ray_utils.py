@@ -6,6 +6,7 @@ import logging
 import os
 from typing import Any
 
+import pandas as pd
 import ray
 
 
@@ -24,6 +25,15 @@ def init_ray(address: str | None = None, **kwargs: Any) -> None:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = bool(os.environ.get("SEREC_PROGRESS"))
     ctx.print_on_execution_start = False
+
+
+def dataset_from_frame(frame: pd.DataFrame, rows_per_block: int) -> ray.data.Dataset:
+    """A dataset of ``frame`` in blocks of ``rows_per_block`` rows, so that work spreads.
+
+    (``from_pandas(override_num_blocks=...)`` fails with pandas 3 in Ray 2.60.)
+    """
+    step = max(1, rows_per_block)
+    return ray.data.from_pandas([frame.iloc[i:i + step] for i in range(0, len(frame), step)])
 
 
 def node_id() -> str:

@@ -26,6 +26,9 @@ def ray_session():
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Workers inherit this, so test-only plugins (``tests.label.faulty``) import there too.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True,
                  log_to_driver=False)

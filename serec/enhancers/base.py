@@ -53,6 +53,7 @@ class EnhancerResources:
     min_actors: int = 1
     max_actors: int = 1
     runtime_env: dict | None = None
+    custom_resources: dict | None = None   # Ray custom resources, e.g. {"a10g": 1}
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None,
@@ -88,12 +89,21 @@ class EnhancerResources:
                              f"resources.max_actors ({self.max_actors})")
         if self.runtime_env is not None and not isinstance(self.runtime_env, dict):
             raise ValueError(f"{owner}: resources.runtime_env must be a mapping or null")
+        if self.custom_resources is not None and not (
+                isinstance(self.custom_resources, dict) and all(
+                    isinstance(v, (int, float)) and v >= 0
+                    for v in self.custom_resources.values())):
+            raise ValueError(f"{owner}: resources.custom_resources must map names to "
+                             f"numbers >= 0")
 
     def ray_remote_args(self) -> dict[str, Any]:
-        """Keyword arguments for Ray actors/``map_batches`` (num_cpus, num_gpus, runtime_env)."""
+        """Keyword arguments for Ray actors/``map_batches`` (num_cpus, num_gpus, runtime_env,
+        custom resources)."""
         args: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
         if self.runtime_env:
             args["runtime_env"] = dict(self.runtime_env)
+        if self.custom_resources:
+            args["resources"] = dict(self.custom_resources)
         return args
 
     def to_dict(self) -> dict[str, Any]:

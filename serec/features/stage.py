@@ -6,13 +6,12 @@ import math
 
 import pandas as pd
 import pyarrow as pa
-import ray
 
 from serec.audio import TARGET_SR, AudioRejected
 from serec.config import SerecConfig
 from serec.data.manifest import read_manifest
 from serec.label.stages import NOISY, decode_clip
-from serec.ray_utils import init_ray
+from serec.ray_utils import dataset_from_frame, init_ray
 from serec.runs import FEATURES, SCORES, RunDir
 
 NOISY_SCORE_COLUMNS = ("sig", "bak", "ovr", "p808")
@@ -56,8 +55,7 @@ def run_features(run: RunDir, config: SerecConfig, address: str | None = None) -
     skipped = 0
     if len(todo):
         init_ray(address)
-        ds = ray.data.from_pandas(todo, override_num_blocks=max(1, math.ceil(
-            len(todo) / res.batch_size)))
+        ds = dataset_from_frame(todo, res.batch_size)
         ds = ds.map_batches(features_batch, batch_format="pandas", batch_size=res.batch_size,
                             num_cpus=res.num_cpus,
                             fn_kwargs=dict(min_seconds=config.label.min_seconds,

@@ -8,7 +8,6 @@ driver streams the result and writes Parquet parts atomically. Clips already in 
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import pyarrow as pa
 import ray
 
 from serec.audio import TARGET_SR, write_wav
-from serec.config import SerecConfig, StageResources
+from serec.config import SerecConfig
 from serec.data.manifest import METADATA_COLUMNS, read_manifest
 from serec.enhancers.registry import parse_enhancer_specs
 from serec.label.rule import decide_label
@@ -33,19 +32,12 @@ from serec.label.stages import (
     from_bytes,
     output_column,
 )
-from serec.ray_utils import init_ray
+from serec.ray_utils import dataset_from_frame, init_ray
 from serec.runs import LABEL_SUMMARY, LABELS, REJECTS, SCORES, RunDir
 
 REJECT_SCHEMA = pa.schema([("clip_id", pa.string()), ("path", pa.string()),
                            ("stage", pa.string()), ("reason", pa.string())])
 NO_SCORE_REASON = "no_system_scored: every enhancer or DNSMOS call failed"
-
-
-def actor_pool_args(res: StageResources) -> dict[str, Any]:
-    return dict(compute=ray.data.ActorPoolStrategy(min_size=res.min_actors,
-                                                    max_size=res.max_actors),
-                num_cpus=res.num_cpus, num_gpus=res.num_gpus or None,
-                batch_size=res.batch_size, batch_format="pandas")
 
 
 def finished_clips(run: RunDir) -> set[str]:
@@ -57,33 +49,25 @@ def finished_clips(run: RunDir) -> set[str]:
     return done
 
 
-def build_dataset(todo: pd.DataFrame, config: SerecConfig, keep_audio: bool,
-                  extra_remote_args: dict[str, Any] | None = None) -> ray.data.Dataset:
+def build_dataset(todo: pd.DataFrame, config: SerecConfig, keep_audio: bool) -> ray.data.Dataset:
     """The streaming Ray Data plan for the clips in ``todo``."""
     decode = config.label.decode
     specs = parse_enhancer_specs(config.enhancers)
-    blocks = max(1, math.ceil(len(todo) / max(1, decode.batch_size)))
-    ds = ray.data.from_pandas(todo, override_num_blocks=blocks)
+    ds = dataset_from_frame(todo, decode.batch_size)
     ds = ds.map_batches(decode_batch, batch_format="pandas", batch_size=decode.batch_size,
                         num_cpus=decode.num_cpus,
                         fn_kwargs=dict(min_seconds=config.label.min_seconds,
                                        max_seconds=config.label.max_seconds))
-    extra = extra_remote_args or {}
     for name, spec in specs.items():
         res = spec.resources
-        pool = StageResources(num_cpus=res.num_cpus, num_gpus=res.num_gpus,
-                              batch_size=res.batch_size, min_actors=res.min_actors,
-                              max_actors=res.max_actors)
-        kwargs = actor_pool_args(pool)
-        if res.runtime_env:
-            kwargs["runtime_env"] = res.runtime_env
-        ds = ds.map_batches(Enhance, fn_constructor_kwargs=dict(name=name,
-                                                                entry=config.enhancers[name]),
-                            **kwargs, **extra)
+        ds = ds.map_batches(
+            Enhance, fn_constructor_kwargs=dict(name=name, entry=config.enhancers[name]),
+            compute=ray.data.ActorPoolStrategy(min_size=res.min_actors, max_size=res.max_actors),
+            batch_size=res.batch_size, batch_format="pandas", **res.ray_remote_args())
     dnsmos = config.dnsmos
     return ds.map_batches(Score, fn_constructor_kwargs=dict(
         systems=list(specs), personalized=dnsmos.personalized, keep_audio=keep_audio,
-        use_gpu=dnsmos.num_gpus > 0), **actor_pool_args(dnsmos), **extra)
+        use_gpu=dnsmos.num_gpus > 0), **dnsmos.map_batches_args())
 
 
 @dataclass
@@ -98,31 +82,38 @@ class _Tables:
         return len(self.labels) + len(self.rejects)
 
 
+def _num(value: object) -> float:
+    """A float from a cell that may hold None/NA (Arrow nulls come back as ``pd.NA``)."""
+    return float("nan") if value is None or pd.isna(value) else float(value)
+
+
 def score_rows(row: pd.Series, systems: list[str]) -> list[dict]:
     """Long-format rows (clip_id, system) for one clip."""
     rows = []
     for system in [NOISY, *systems]:
         enhancer = system != NOISY
-        error = row.get(f"err__{system}") if enhancer else None
-        error = error or row.get(f"{system}__score_error")
+        errors = [row.get(f"err__{system}") if enhancer else None,
+                  row.get(f"{system}__score_error")]
+        error = next((e for e in errors if isinstance(e, str) and e), None)
         rows.append(dict(
             clip_id=row["clip_id"], system=system,
-            **{f: float(row[f"{system}__{f}"]) for f in SCORE_FIELDS},
-            seconds=float(row[f"sec__{system}"]) if enhancer else 0.0,
-            audio_s=float(row["audio_s"]),
+            **{f: _num(row[f"{system}__{f}"]) for f in SCORE_FIELDS},
+            seconds=_num(row[f"sec__{system}"]) if enhancer else 0.0,
+            dnsmos_seconds=_num(row[f"{system}__dnsmos_s"]),
+            audio_s=_num(row["audio_s"]),
             node_id=str(row[f"node__{system}"]) if enhancer else str(row["score_node"]),
-            error=error if isinstance(error, str) and error else None))
+            error=error))
     return rows
 
 
 def label_row(row: pd.Series, config: SerecConfig) -> dict | None:
     systems = list(config.enhancers)
-    ovr = {s: row[f"{s}__ovr"] for s in [NOISY, *systems]}
+    ovr = {s: _num(row[f"{s}__ovr"]) for s in [NOISY, *systems]}
     decision = decide_label(ovr, config.candidates, config.label.fail_threshold)
     if decision is None:
         return None
     meta = {c: row.get(c) for c in ("path", "clean_path", "duration_s", *METADATA_COLUMNS)}
-    return dict(clip_id=row["clip_id"], **meta, **{f"{s}_ovr": float(v) for s, v in ovr.items()},
+    return dict(clip_id=row["clip_id"], **meta, **{f"{s}_ovr": _num(v) for s, v in ovr.items()},
                 best_system=decision.best_system, best_ovr=decision.best_ovr,
                 second_ovr=decision.second_ovr, margin=decision.margin, label=decision.label)
 
@@ -150,8 +141,7 @@ def flush(run: RunDir, pending: _Tables) -> None:
 
 
 def run_label(run: RunDir, config: SerecConfig, address: str | None = None,
-              save_audio: bool | None = None,
-              extra_remote_args: dict[str, Any] | None = None) -> dict[str, Any]:
+              save_audio: bool | None = None) -> dict[str, Any]:
     """Label every manifest clip not yet labeled or rejected; returns the summary."""
     save_audio = config.label.save_audio if save_audio is None else save_audio
     manifest = read_manifest(run)
@@ -161,8 +151,7 @@ def run_label(run: RunDir, config: SerecConfig, address: str | None = None,
     started = time.perf_counter()
     if len(todo):
         init_ray(address)
-        ds = build_dataset(todo, config, keep_audio=save_audio,
-                           extra_remote_args=extra_remote_args)
+        ds = build_dataset(todo, config, keep_audio=save_audio)
         pending = _Tables()
         for batch in ds.iter_batches(batch_format="pandas", batch_size=None):
             for _, row in batch.iterrows():

@@ -162,6 +162,7 @@ class Score:
                 if data:
                     jobs.append((system, i))
                     clips.append(from_bytes(data))
+        start = time.perf_counter()
         try:
             results = self.dnsmos.score_batch(clips) if clips else []
         except Exception:
@@ -171,7 +172,12 @@ class Score:
                     results.append(self.dnsmos.score_batch([clip])[0])
                 except Exception as exc:
                     results.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(1)}")
-        for (system, i), result in zip(jobs, results, strict=True):
+        sizes = np.array([c.size for c in clips], dtype=float)
+        shares = (time.perf_counter() - start) * sizes / max(sizes.sum(), 1.0)
+        for system in columns:
+            out[f"{system}__dnsmos_s"] = np.nan
+        for (system, i), result, share in zip(jobs, results, shares, strict=True):
+            out.at[out.index[i], f"{system}__dnsmos_s"] = share
             if isinstance(result, str):
                 out.at[out.index[i], f"{system}__score_error"] = result
                 continue

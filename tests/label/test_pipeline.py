@@ -1,0 +1,141 @@
+"""The Ray Data labeling job: planted bad files, a failing enhancer, kill -9 and resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+import yaml
+
+from serec.audio import TARGET_SR
+from serec.config import load_config
+from serec.data.importer import import_recordings
+from serec.label.pipeline import run_label
+from serec.runs import LABELS, REJECTS, SCORES, RunDir
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD_CLIPS = 7
+FAIL_SECONDS = 1.3
+
+
+def speechlike(seconds: float, rng: np.random.Generator, snr_db: float) -> np.ndarray:
+    """Harmonic bursts with a syllable-rate envelope plus white noise at ``snr_db``."""
+    t = np.arange(int(seconds * TARGET_SR)) / TARGET_SR
+    f0 = 110 + 40 * rng.random()
+    voiced = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 12))
+    clean = voiced * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)) ** 2
+    clean *= 0.1 / np.sqrt(np.mean(clean**2))
+    noise = rng.standard_normal(t.size)
+    noise *= np.sqrt(np.mean(clean**2) / np.mean(noise**2) / 10 ** (snr_db / 10))
+    return (clean + noise).astype(np.float32)
+
+
+def make_clips(folder: Path, good: int = GOOD_CLIPS) -> int:
+    """``good`` usable clips plus 5 planted bad files; returns the number of bad files."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    for i in range(good):
+        seconds = FAIL_SECONDS if i == 0 else 1.0 + 0.2 * i
+        sf.write(folder / f"good_{i}.wav", speechlike(seconds, rng, 5.0 + i), TARGET_SR)
+    sf.write(folder / "truncated.wav", speechlike(2.0, rng, 5.0), TARGET_SR)
+    data = (folder / "truncated.wav").read_bytes()
+    (folder / "truncated.wav").write_bytes(data[:100])
+    (folder / "notes.wav").write_text("this is a text file with a .wav name")
+    nan = speechlike(1.0, rng, 5.0)
+    nan[100:200] = np.nan
+    sf.write(folder / "nans.wav", nan, TARGET_SR, subtype="FLOAT")
+    sf.write(folder / "silence.wav", np.zeros(TARGET_SR, np.float32), TARGET_SR)
+    sf.write(folder / "short.wav", speechlike(0.1, rng, 5.0), TARGET_SR)
+    return 5
+
+
+def write_config(path: Path, rows_per_part: int = 64, faulty: bool = True) -> Path:
+    enhancers = {
+        "spectral_gate": {"kind": "spectral_gate",
+                          "resources": {"num_cpus": 0.25, "batch_size": 2}},
+        "passthrough": {"kind": "passthrough", "resources": {"num_cpus": 0.1, "batch_size": 2}},
+    }
+    if faulty:
+        enhancers["faulty"] = {"kind": "tests.label.faulty:FaultyEnhancer",
+                               "fail_samples": int(FAIL_SECONDS * TARGET_SR),
+                               "resources": {"num_cpus": 0.1, "batch_size": 2}}
+    config = {
+        "enhancers": enhancers,
+        "label": {"rows_per_part": rows_per_part, "decode": {"num_cpus": 0.2, "batch_size": 2}},
+        "dnsmos": {"num_cpus": 0.25, "batch_size": 4},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def part_rows(run: RunDir, folder: str) -> int:
+    return sum(pq.read_metadata(p).num_rows for p in run.list_parts(folder))
+
+
+@pytest.mark.timeout(420)
+def test_bad_files_and_failing_enhancer(tmp_path, ray_session):
+    bad = make_clips(tmp_path / "clips")
+    run = RunDir.of(tmp_path / "run")
+    import_recordings(run, [str(tmp_path / "clips")])
+    config = load_config(write_config(tmp_path / "c.yaml"))
+    summary = run_label(run, config)
+    assert (summary["labeled"], summary["rejected"], summary["missing"]) == (GOOD_CLIPS, bad, 0)
+    rejects = run.read_pandas(REJECTS)
+    reasons = {Path(p).name: r.split(":")[0]
+               for p, r in zip(rejects["path"], rejects["reason"], strict=True)}
+    assert reasons == {"truncated.wav": reasons["truncated.wav"], "notes.wav": "unreadable",
+                       "nans.wav": "non_finite", "silence.wav": "silent",
+                       "short.wav": "too_short"}
+    assert reasons["truncated.wav"] in {"unreadable", "empty", "too_short"}
+    scores = run.read_pandas(SCORES, dedup_keys=["clip_id", "system"])
+    assert len(scores) == GOOD_CLIPS * 4  # noisy + 3 enhancers
+    failed = scores[scores["error"].notna()]
+    assert list(failed["system"]) == ["faulty"] and "planted failure" in failed["error"].iloc[0]
+    assert np.isnan(failed["ovr"].iloc[0])
+    labels = run.read_pandas(LABELS)
+    assert labels["clip_id"].is_unique and len(labels) == GOOD_CLIPS
+    assert set(labels["label"]) <= {"spectral_gate", "passthrough", "faulty", "all_failed"}
+    passthrough = scores[scores["system"] == "passthrough"].set_index("clip_id")["ovr"]
+    noisy = scores[scores["system"] == "noisy"].set_index("clip_id")["ovr"]
+    assert np.allclose(passthrough.sort_index(), noisy.sort_index(), atol=1e-3)
+    assert (labels["best_ovr"] >= labels["second_ovr"]).all()
+    # A rerun finds nothing to do and writes no duplicate rows.
+    again = run_label(run, config)
+    assert again["processed_this_run"] == 0
+    assert part_rows(run, LABELS) == GOOD_CLIPS
+
+
+@pytest.mark.timeout(480)
+def test_kill_and_resume_leaves_one_row_per_clip(tmp_path, ray_session):
+    bad = make_clips(tmp_path / "clips", good=10)
+    run = RunDir.of(tmp_path / "run")
+    import_recordings(run, [str(tmp_path / "clips")])
+    config_path = write_config(tmp_path / "c.yaml", rows_per_part=1, faulty=False)
+    address = ray_session.get_runtime_context().gcs_address
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "serec.cli", "label", "--run", run.root,
+                             "--config", str(config_path), "--address", address],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while part_rows(run, LABELS) + part_rows(run, REJECTS) < 3:
+        assert proc.poll() is None, "label job ended before it could be killed"
+        assert time.monotonic() < deadline, "label job wrote nothing in time"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    written = part_rows(run, LABELS) + part_rows(run, REJECTS)
+    assert written < 10 + bad, "the job finished before the kill; nothing to resume"
+    summary = run_label(run, load_config(config_path))
+    assert summary["processed_this_run"] == 10 + bad - written
+    assert (summary["labeled"], summary["rejected"], summary["missing"]) == (10, bad, 0)
+    assert part_rows(run, LABELS) == 10 and part_rows(run, REJECTS) == bad
+    scores = run.read_pandas(SCORES, dedup_keys=["clip_id", "system"])
+    assert len(scores) == 10 * 3
