@@ -55,6 +55,8 @@ class StageResources:
 class DnsmosConfig(StageResources):
     personalized: bool = False
     batch_size: int = 8
+    # Windows per ONNX run; ~0.12 GB of CPU memory each, so keep it small without a GPU.
+    max_windows_per_run: int = 8
 
 
 @dataclass

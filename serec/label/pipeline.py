@@ -67,7 +67,8 @@ def build_dataset(todo: pd.DataFrame, config: SerecConfig, keep_audio: bool) -> 
     dnsmos = config.dnsmos
     return ds.map_batches(Score, fn_constructor_kwargs=dict(
         systems=list(specs), personalized=dnsmos.personalized, keep_audio=keep_audio,
-        use_gpu=dnsmos.num_gpus > 0), **dnsmos.map_batches_args())
+        use_gpu=dnsmos.num_gpus > 0, max_windows_per_run=dnsmos.max_windows_per_run),
+        **dnsmos.map_batches_args())
 
 
 @dataclass

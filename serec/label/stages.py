@@ -139,12 +139,14 @@ class Score:
     """
 
     def __init__(self, systems: Sequence[str], personalized: bool = False,
-                 keep_audio: bool = False, use_gpu: bool = False) -> None:
+                 keep_audio: bool = False, use_gpu: bool = False,
+                 max_windows_per_run: int = 8) -> None:
         from serec.quality.dnsmos import Dnsmos
 
         providers = (["CUDAExecutionProvider", "CPUExecutionProvider"] if use_gpu
                      else ["CPUExecutionProvider"])
-        self.dnsmos = Dnsmos(personalized=personalized, providers=providers)
+        self.dnsmos = Dnsmos(personalized=personalized, providers=providers,
+                             max_windows_per_run=max_windows_per_run)
         self.systems = list(systems)
         self.keep_audio = keep_audio
         self.node = node_id()
