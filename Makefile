@@ -17,8 +17,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# sgmse declares numpy<2/torchaudio/wandb it does not need for inference: --no-deps.
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,diffusion]'
+	$(BIN)/pip install --quiet --no-deps sgmse==0.1.2
 	touch $@
 
 install: $(STAMP)

@@ -1,0 +1,185 @@
+"""SGMSE+ (sp-uhh/sgmse, PyPI ``sgmse``): score-based diffusion in the complex STFT domain.
+
+The adapter imports the upstream package and drives it the way upstream's ``enhancement.py``
+does: normalise by the noisy peak, STFT and spectral transform of the checkpoint's data module,
+pad to a multiple of 64 frames, reverse sampling (PC or ODE for the OUVE SDE, the Schrödinger
+bridge sampler for SBVE), inverse transform and ISTFT, undo the normalisation. Upstream's own
+``ScoreModel.enhance`` is not used because it moves inputs to CUDA unconditionally.
+
+Each clip's sampling noise is seeded from the clip's samples and ``seed``, so labels are
+reproducible. The native rate follows the checkpoint (48 kHz for ``ncsnpp_48k``/EARS models,
+else the model's ``sr`` hyperparameter, 16 kHz for the VB-DMD/WSJ0 checkpoints).
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from serec.enhancers.base import Enhancer
+from serec.enhancers.checkpoints import (
+    ModuleConflictError,
+    check_choice,
+    check_positive_int,
+    clip_seed,
+    import_required,
+    load_lightning_checkpoint,
+    module_locations,
+    peak,
+    readable_file,
+    require_path_param,
+    require_trust,
+    seeded_torch,
+    training_only_modules,
+)
+from serec.enhancers.registry import register_enhancer
+
+log = logging.getLogger(__name__)
+
+INFERENCE_DEPENDENCIES = {
+    "torch": "torch",
+    "pytorch_lightning": "pytorch-lightning",
+    "torch_ema": "torch-ema",
+    "librosa": "librosa",
+    "pesq": "pesq",
+    "pystoi": "pystoi",
+    "scipy": "scipy",
+}
+"""What ``sgmse.model`` imports at module level and really needs (pip names as values)."""
+UPSTREAM_MODULES = {"sgmse.model": "sgmse", "sgmse.data_module": "sgmse",
+                    "sgmse.util.other": "sgmse"}
+TRAINING_ONLY_MODULES = ("torchaudio", "torch_pesq")
+"""Imported at module level by ``sgmse`` but used only to read files while training and for
+the PESQ training loss; torchaudio has no build for serec's torch pin."""
+
+SAMPLER_TYPES = ("pc", "ode", "sde")
+PREDICTORS = ("reverse_diffusion", "euler_maruyama", "none")
+CORRECTORS = ("ald", "langevin", "none")
+FULLBAND_BACKBONES = {"ncsnpp_48k": 48_000}
+REFLECTION_PAD_BACKBONES = ("ncsnpp_48k", "ncsnpp_v2")
+"""As upstream's enhancement.py: these backbones pad spectrograms by reflection, others by zeros."""
+
+
+def load_sgmse(owner: str = "sgmse") -> types.SimpleNamespace:
+    """Import the upstream ``sgmse`` package: ``ScoreModel``, ``SpecsDataModule``, ``pad_spec``.
+
+    Raises :class:`MissingDependencyError` naming the pip package that is missing, and
+    :class:`ModuleConflictError` if ``sgmse`` in this process is StoRM's package of that name.
+    """
+    import_required(INFERENCE_DEPENDENCIES, owner)
+    with training_only_modules(TRAINING_ONLY_MODULES):
+        import_required(UPSTREAM_MODULES, owner)
+    import sgmse.data_module
+    import sgmse.model
+    import sgmse.util.other
+
+    if hasattr(sgmse.model, "StochasticRegenerationModel"):
+        where = ", ".join(str(p) for p in module_locations(sgmse)) or "unknown"
+        raise ModuleConflictError(
+            f"{owner}: the module 'sgmse' in this process is StoRM's code (from {where}), not "
+            f"the SGMSE+ package; run StoRM enhancers in their own Ray runtime_env")
+    return types.SimpleNamespace(ScoreModel=sgmse.model.ScoreModel,
+                                 SpecsDataModule=sgmse.data_module.SpecsDataModule,
+                                 pad_spec=sgmse.util.other.pad_spec)
+
+
+def checkpoint_sample_rate(backbone: str, model_sr: int | None) -> int:
+    """Native rate of a checkpoint: 48 kHz for the full-band backbone, else its ``sr``."""
+    if backbone in FULLBAND_BACKBONES:
+        return FULLBAND_BACKBONES[backbone]
+    return int(model_sr) if model_sr else 16_000
+
+
+@register_enhancer("sgmse")
+class SGMSE(Enhancer):
+    """SGMSE+ score-based diffusion enhancer from a Lightning checkpoint (EMA weights)."""
+
+    native_sr = 16_000  # replaced per instance by the checkpoint's rate in setup()
+    default_params = {
+        "checkpoint": None,
+        "trust_checkpoint": False,
+        "sampler_type": "pc",
+        "predictor": "reverse_diffusion",
+        "corrector": "ald",
+        "corrector_steps": 1,
+        "snr": 0.5,
+        "N": None,
+        "t_eps": None,
+        "sample_rate": None,
+        "seed": 0,
+    }
+
+    @classmethod
+    def check_params(cls, owner: str, params: Mapping[str, Any]) -> None:
+        require_path_param(owner, params, "checkpoint")
+        require_trust(owner, params, "an SGMSE+ checkpoint is a pickled Lightning checkpoint "
+                                     "(its hyperparameters hold Python classes).")
+        check_choice(owner, params, "sampler_type", SAMPLER_TYPES)
+        check_choice(owner, params, "predictor", PREDICTORS)
+        check_choice(owner, params, "corrector", CORRECTORS)
+        check_positive_int(owner, params, "corrector_steps")
+        check_positive_int(owner, params, "N", allow_none=True)
+        check_positive_int(owner, params, "sample_rate", allow_none=True)
+        if params["snr"] <= 0:
+            raise ValueError(f"{owner}: parameter 'snr' must be > 0, got {params['snr']}")
+        t_eps = params["t_eps"]
+        if t_eps is not None and (isinstance(t_eps, bool) or not isinstance(t_eps, (int, float))
+                                  or not 0 < t_eps < 1):
+            raise ValueError(f"{owner}: parameter 't_eps' must be in (0, 1) or null, got {t_eps!r}")
+
+    def setup(self) -> None:
+        owner = self.describe(self.name)
+        path = readable_file(self.params["checkpoint"], owner, "checkpoint")
+        upstream = load_sgmse(owner)
+        import torch
+
+        self._torch = torch
+        self._pad_spec = upstream.pad_spec
+        self.device = self.torch_device()
+        model = load_lightning_checkpoint(upstream.ScoreModel, path, self.device)
+        if self.params["t_eps"] is not None:
+            model.t_eps = float(self.params["t_eps"])
+        model.to(self.device)
+        model.eval()  # upstream's eval() swaps in the EMA weights
+        self.model = model
+        self.sde_name = type(model.sde).__name__
+        if self.sde_name not in ("OUVESDE", "SBVESDE"):
+            raise ValueError(f"{owner}: checkpoint uses SDE {self.sde_name}; only OUVESDE and "
+                             f"SBVESDE can be sampled")
+        if self.sde_name == "OUVESDE" and self.params["sampler_type"] == "sde":
+            raise ValueError(f"{owner}: sampler_type 'sde' is for Schrödinger-bridge (SBVESDE) "
+                             f"checkpoints; this one uses OUVESDE (use 'pc' or 'ode')")
+        backbone = str(model.backbone)
+        self.native_sr = self.params["sample_rate"] or checkpoint_sample_rate(
+            backbone, getattr(model, "sr", None))
+        self.pad_mode = "reflection" if backbone in REFLECTION_PAD_BACKBONES else "zero_pad"
+        log.info("%s: loaded %s (backbone %s, %s, %d Hz) on %s", owner, path, backbone,
+                 self.sde_name, self.native_sr, self.device)
+
+    def _sampler(self, spec: Any) -> Any:
+        """The upstream sampler for one padded, transformed spectrogram (as enhancement.py)."""
+        p, model = self.params, self.model
+        if self.sde_name == "SBVESDE":
+            kind = "ode" if p["sampler_type"] == "pc" else p["sampler_type"]
+            return model.get_sb_sampler(sde=model.sde, y=spec, sampler_type=kind, N=p["N"])
+        if p["sampler_type"] == "ode":
+            return model.get_ode_sampler(spec, N=p["N"], device=self.device)
+        return model.get_pc_sampler(p["predictor"], p["corrector"], spec, N=p["N"],
+                                    corrector_steps=p["corrector_steps"], snr=p["snr"])
+
+    def enhance_native(self, audio: np.ndarray) -> np.ndarray:
+        norm = peak(audio)
+        if norm == 0.0:
+            return np.zeros_like(audio)
+        torch, model = self._torch, self.model
+        with torch.no_grad(), seeded_torch(clip_seed(audio, self.params["seed"]), self.device):
+            noisy = torch.from_numpy(audio / norm).to(self.device).unsqueeze(0)
+            spec = torch.unsqueeze(model._forward_transform(model._stft(noisy)), 0)
+            spec = self._pad_spec(spec, mode=self.pad_mode)
+            sample, _ = self._sampler(spec)()
+            enhanced = model.to_audio(sample.squeeze(), audio.size) * norm
+        return enhanced.squeeze().float().cpu().numpy()
