@@ -35,8 +35,12 @@ def _train_config(config_path: str | None, params: str | None = None):
 
     train = TrainConfig.from_dict(load_config(config_path).train)
     if params:
-        with open(params) as f:
-            train = train.merged(yaml.safe_load(f) or {})
+        import pyarrow.fs as pafs
+
+        fs, path = pafs.FileSystem.from_uri(params) if "://" in params else (
+            pafs.LocalFileSystem(), str(Path(params).resolve()))
+        with fs.open_input_stream(path) as f:
+            train = train.merged(yaml.safe_load(f.read()) or {})
     return train
 
 

@@ -109,7 +109,10 @@ def test_label_job_spreads_over_two_nodes(tmp_path):
     gcs_port, dashboard_port, client_port = free_ports(3)
     # Short temp dirs: Ray's unix socket paths must stay under 108 characters.
     temp_a, temp_b = Path(f"/tmp/sr_a_{os.getpid()}"), Path(f"/tmp/sr_b_{os.getpid()}")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO)}
+    # Token auth off for this loopback-only cluster: the shared ~/.ray/auth_token can be
+    # rewritten by any other Ray started on the box while the test runs.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO),
+           "RAY_AUTH_MODE": "disabled"}
     env.pop("RAY_ADDRESS", None)
     nodes: list[subprocess.Popen] = []
     try:
