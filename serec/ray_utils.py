@@ -25,6 +25,9 @@ def init_ray(address: str | None = None, **kwargs: Any) -> None:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = bool(os.environ.get("SEREC_PROGRESS"))
     ctx.print_on_execution_start = False
+    if not os.environ.get("SEREC_PROGRESS"):
+        # Without a terminal, Ray Data logs a progress table every few seconds.
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def dataset_from_frame(frame: pd.DataFrame, rows_per_block: int) -> ray.data.Dataset:
