@@ -35,6 +35,7 @@ class StageResources:
     min_actors: int = 1
     max_actors: int = 1
     custom_resources: dict[str, float] | None = None
+    memory_gb: float | None = None          # Ray memory reservation per actor
 
     def map_batches_args(self) -> dict[str, Any]:
         """``map_batches`` keyword arguments for an actor pool of this stage."""
@@ -48,6 +49,8 @@ class StageResources:
             args["num_gpus"] = self.num_gpus
         if self.custom_resources:
             args["resources"] = dict(self.custom_resources)
+        if self.memory_gb:
+            args["memory"] = int(self.memory_gb * 2**30)
         return args
 
 
@@ -57,6 +60,7 @@ class DnsmosConfig(StageResources):
     batch_size: int = 8
     # Windows per ONNX run; ~0.12 GB of CPU memory each, so keep it small without a GPU.
     max_windows_per_run: int = 8
+    memory_gb: float | None = 2.0           # measured peak ~1.6 GB per CPU actor
 
 
 @dataclass
