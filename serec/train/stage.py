@@ -1,0 +1,166 @@
+"""``serec train``: one model per fold, folds in parallel as Ray Tune trials.
+
+Each trial is a Tune *function* trainable that runs one ``TorchTrainer`` for one fold (a
+``TorchTrainer`` cannot itself be a Tune trainable under Ray Train V2). The trial only drives
+its trainer, so it reserves no CPU; the Train workers reserve ``num_workers x cpus_per_worker``
+CPUs (and GPUs), and as many trials run at once as the cluster's resources hold. The best
+checkpoint of each fold lands in ``models/<stage>/fold_<k>/``; a per-fold metrics table is
+returned and written to ``models/<stage>/folds.parquet``.
+
+The ``features`` stage fits a linear model per fold directly (seconds; no Ray Train).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import ray
+from torch import nn
+
+from serec.models.backbone import DEFAULT_BACKBONE
+from serec.models.card import KIND_LINEAR, ModelCard, save_model
+from serec.models.heads import POOLING
+from serec.models.tabular import fit_linear
+from serec.ray_utils import init_ray
+from serec.runs import MODELS, RunDir
+from serec.train.config import TrainConfig
+from serec.train.data import StageTask, stage_task
+from serec.train.inputs import put_pool
+from serec.train.loop import classification_metrics
+from serec.train.trials import FoldSpec, fold_trial
+
+RESULTS_DIR = "ray_results"
+# A trial process only waits on its TorchTrainer: it reserves a little memory, no CPU
+# (a Tune resource request must name some positive amount).
+TRIAL_RESOURCES = {"cpu": 0, "memory": 64 * 2**20}
+SUMMARY_KEYS = ("fold", "best_epoch", "epochs_trained", "val_macro_f1", "val_accuracy",
+                "val_loss", "n_train", "n_val", "train_seconds", "samples_per_s", "workers")
+
+
+def trial_demand(config: TrainConfig) -> dict[str, float]:
+    """Ray resources one fold's TorchTrainer reserves."""
+    demand = {"CPU": config.num_workers * config.cpus_per_worker}
+    if config.use_gpu:
+        demand["GPU"] = float(config.num_workers)
+    return demand
+
+
+def concurrent_trials(config: TrainConfig, n_trials: int) -> int:
+    """How many trials the cluster's resources run at once (at least 1, at most n_trials)."""
+    available = ray.cluster_resources()
+    demand = trial_demand(config)
+    fits = [math.floor(available.get(k, 0.0) / v + 1e-9) for k, v in demand.items() if v > 0]
+    if min(fits, default=1) < 1:
+        have = {k: available.get(k, 0.0) for k in demand}
+        raise ValueError(f"one trial needs {demand} but the cluster has {have}")
+    return max(1, min(n_trials, *fits))
+
+
+def resolve_folds(task: StageTask, folds: list[int] | None) -> list[int]:
+    if folds is None:
+        return task.folds
+    unknown = sorted(set(folds) - set(task.folds))
+    if unknown:
+        raise ValueError(f"fold(s) {unknown} do not exist; the split has folds {task.folds}")
+    return sorted(set(folds))
+
+
+def base_card(task: StageTask, backbone: str, extractor: dict[str, Any],
+              config: TrainConfig) -> dict[str, Any]:
+    """Card fields shared by every fold of a stage."""
+    return {"stage": task.stage, "classes": task.classes, "features": task.feature_columns,
+            "threshold": config.threshold, "positive_class": task.positive_class,
+            "backbone": backbone, "extractor": extractor, "pooling": POOLING}
+
+
+def run_stamp() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def run_fold_trials(run: RunDir, task: StageTask, folds: list[int], backbone: str,
+                    config: TrainConfig,
+                    max_concurrent: int | None = None) -> list[dict[str, Any]]:
+    """Precompute inputs once, then one Tune trial per fold; returns per-fold summaries."""
+    from ray import tune
+
+    data_ref, extractor = put_pool(task, backbone, config.max_length)
+    stamp = run_stamp()
+    shared = {"data": data_ref, "train": config.to_dict(), "backbone": backbone,
+              "num_classes": len(task.classes), "stage": task.stage, "run_root": run.root,
+              "storage": run.path(RESULTS_DIR), "stamp": stamp,
+              "card": base_card(task, backbone, extractor, config),
+              "specs": {k: FoldSpec.fit(k, *task.fold_indices(k), task.tabular) for k in folds}}
+    trainable = tune.with_resources(tune.with_parameters(fold_trial, shared=shared),
+                                    TRIAL_RESOURCES)
+    tuner = tune.Tuner(
+        trainable, param_space={"fold": tune.grid_search(folds)},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=max_concurrent or concurrent_trials(config, len(folds))),
+        run_config=tune.RunConfig(name=f"train_{task.stage}_{stamp}",
+                                  storage_path=run.path(RESULTS_DIR), verbose=0))
+    grid = tuner.fit()
+    failed = [f"fold {r.config.get('fold')}: {r.error}" for r in grid if r.error]
+    if failed:
+        raise RuntimeError(f"training {task.stage} failed for " + "; ".join(failed))
+    return [{k: r.metrics[k] for k in (*SUMMARY_KEYS, "model_dir")} for r in grid]
+
+
+def train_features(run: RunDir, task: StageTask, folds: list[int],
+                   config: TrainConfig) -> list[dict[str, Any]]:
+    """Fit and save the linear ``features`` baseline for each fold."""
+    x, y = task.tabular, task.targets
+    loss_fn = nn.CrossEntropyLoss()
+    rows = []
+    for fold in folds:
+        start = time.perf_counter()
+        train_idx, val_idx = task.fold_indices(fold)
+        model = fit_linear(x[train_idx], y[train_idx], len(task.classes), config.features_c,
+                           config.seed)
+        seconds = time.perf_counter() - start
+        val = classification_metrics(model.logits(x[val_idx]).astype(np.float32), y[val_idx],
+                                     loss_fn)
+        summary = {"fold": fold, "best_epoch": 0, "epochs_trained": 0,
+                   "val_macro_f1": val["macro_f1"], "val_accuracy": val["accuracy"],
+                   "val_loss": val["loss"], "n_train": len(train_idx), "n_val": len(val_idx),
+                   "train_seconds": seconds, "samples_per_s": len(train_idx) / seconds,
+                   "workers": 0}
+        card = ModelCard(stage=task.stage, classes=task.classes, kind=KIND_LINEAR, fold=fold,
+                         features=task.feature_columns, scaler_mean=model.mean.tolist(),
+                         scaler_scale=model.scale.tolist(), metrics=summary,
+                         train_config=config.to_dict())
+        model_dir = run.model_dir(task.stage, fold)
+        save_model(model, card, model_dir)
+        rows.append({**summary, "model_dir": model_dir})
+    return rows
+
+
+def train_stage(run: RunDir, stage: str, folds: list[int] | None = None,
+                backbone: str = DEFAULT_BACKBONE, config: TrainConfig | None = None,
+                max_concurrent_trials: int | None = None) -> pd.DataFrame:
+    """Train ``stage`` (gatekeeper | expert | full | features) on ``folds`` (default: all).
+
+    Writes ``models/<stage>/fold_<k>/`` (model.safetensors + card.json) for every fold and
+    returns the per-fold validation metrics. ``backbone`` is ``tiny``, a hub id or a local
+    directory; ignored by the ``features`` stage. Folds train as parallel trials, as many at
+    once as the cluster holds unless ``max_concurrent_trials`` caps them. To train with tuned
+    settings pass ``serec.train.tune.tuned_config(run, stage, base=config)``.
+    """
+    config = config or TrainConfig()
+    task = stage_task(run, stage, config)
+    folds = resolve_folds(task, folds)
+    if stage == "features":
+        rows = train_features(run, task, folds, config)
+    else:
+        init_ray()
+        rows = run_fold_trials(run, task, folds, backbone, config, max_concurrent_trials)
+    table = pd.DataFrame(rows).sort_values("fold").reset_index(drop=True)
+    table.insert(0, "stage", stage)
+    run.write_table(f"{MODELS}/{stage}/folds.parquet",
+                    pa.Table.from_pandas(table, preserve_index=False))
+    return table
