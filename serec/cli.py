@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = data.add_parser("demo", help="synthesise the embedded demo corpus (no downloads)")
     _run_arg(demo)
-    demo.add_argument("--clips", type=int, default=120)
+    demo.add_argument("--clips", type=int, default=60)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--snr-min", type=float, default=-5.0)
     demo.add_argument("--snr-max", type=float, default=20.0)

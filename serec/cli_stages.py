@@ -15,7 +15,7 @@ import yaml
 
 from serec.runs import FEATURES, LABELS, MANIFEST, MODELS, REPORT, SPLITS, RunDir
 
-DEMO_CLIPS = 120
+DEMO_CLIPS = 60
 AST_STAGES = ("gatekeeper", "expert", "full")
 STAGES = (*AST_STAGES, "features")
 

@@ -1,0 +1,72 @@
+"""Report figures as PNG bytes (matplotlib, Agg backend; no display needed)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def confusion_png(matrix: Sequence[Sequence[int]], classes: Sequence[str], title: str) -> bytes:
+    """Counts with row-normalised shading (rows: truth, columns: prediction)."""
+    counts = np.asarray(matrix, dtype=float)
+    rows = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    size = 1.2 + 0.9 * len(classes)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for (i, j), count in np.ndenumerate(counts):
+        ax.text(j, i, f"{int(count)}", ha="center", va="center",
+                color="white" if shares[i, j] > 0.6 else "black")
+    fig.colorbar(image, ax=ax, label="share of true class")
+    return _png(fig)
+
+
+def regret_png(regret: np.ndarray, title: str = "router regret (oracle - chosen OVR)") -> bytes:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    regret = np.asarray(regret, dtype=float)
+    regret = regret[np.isfinite(regret)]
+    ax.hist(regret, bins=min(30, max(5, len(regret) // 3)), color="tab:blue", alpha=0.8)
+    ax.axvline(0.2, color="tab:red", linestyle="--", label="0.2 OVR")
+    ax.set_xlabel("regret (DNSMOS OVR)")
+    ax.set_ylabel("clips")
+    ax.set_title(title)
+    ax.legend()
+    return _png(fig)
+
+
+def quality_compute_png(rows: Sequence[dict[str, Any]]) -> bytes:
+    """Mean OVR against compute seconds per clip, one labelled point per headline row."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for row in rows:
+        x, y = row.get("compute_s"), row.get("mean_ovr")
+        if x is None or y is None or not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        router = str(row["system"]).startswith(("router", "full", "features"))
+        ax.scatter([x], [y], s=70 if router else 40,
+                   marker="*" if router else ("D" if row["system"] == "oracle" else "o"))
+        ax.annotate(str(row["system"]), (x, y), textcoords="offset points", xytext=(5, 4),
+                    fontsize=8)
+    ax.set_xlabel("compute per clip (s)")
+    ax.set_ylabel("mean DNSMOS OVR")
+    ax.set_title("quality versus compute (test set)")
+    ax.grid(alpha=0.3)
+    return _png(fig)

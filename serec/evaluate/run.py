@@ -1,0 +1,462 @@
+"""``serec evaluate``: folds in parallel (Ray tasks), metrics, routing value, report.
+
+The gatekeeper threshold is chosen on the out-of-fold validation predictions only (every fold's
+models on that fold's validation clips) and then applied unchanged to the held-out test set. It
+is written to ``report/threshold.json`` and into every gatekeeper card, where ``recommend``
+finds it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from serec.config import SerecConfig
+from serec.enhancers.registry import parse_enhancer_specs
+from serec.evaluate import plots
+from serec.evaluate.analysis import (
+    PipelineView,
+    flat_report,
+    margin_accuracy,
+    pipeline_report,
+    with_fallback,
+)
+from serec.evaluate.ensemble import (
+    EXPERT,
+    FEATURES_STAGE,
+    FULL,
+    GATEKEEPER,
+    THRESHOLD_FILE,
+    StagePrediction,
+    TwoStage,
+    align_probs,
+    trained_folds,
+)
+from serec.evaluate.folds import FoldResult, run_fold_tasks, stack_folds
+from serec.evaluate.metrics import (
+    DEFAULT_THRESHOLD,
+    Calibration,
+    calibrate_threshold,
+    class_list,
+    macro_f1,
+    mean_std,
+)
+from serec.evaluate.report import render_report
+from serec.evaluate.routing import (
+    RouterChoice,
+    SystemScores,
+    breakdown,
+    headline_rows,
+    regret,
+    snr_band,
+)
+from serec.features.cekl import CEKL_COLUMNS
+from serec.features.stage import noisy_scores
+from serec.label.stages import NOISY
+from serec.models.card import CARD_FILE, KIND_AST, ModelCard, read_card
+from serec.ray_utils import init_ray
+from serec.runs import FEATURES, MANIFEST, REPORT, SCORES, RunDir
+from serec.train.splits import labeled_splits
+
+PASSTHROUGH_KIND = "passthrough"
+PREDICTIONS_FILE = f"{REPORT}/predictions.parquet"
+ROUTER = "router (ensemble, test)"
+
+
+# -- inputs ----------------------------------------------------------------------------------
+def feature_table(run: RunDir) -> pd.DataFrame | None:
+    """CE/KL features plus the noisy clip's DNSMOS (``noisy_*``) per clip, where available."""
+    noisy = noisy_scores(run)
+    if not run.has_table(FEATURES):
+        return noisy
+    table = run.read_pandas(FEATURES)
+    table = table.drop(columns=[c for c in table if c.startswith("noisy_")])
+    return table.merge(noisy, on="clip_id", how="left") if noisy is not None else table
+
+
+def evaluation_frame(run: RunDir) -> pd.DataFrame:
+    """Labels + split + manifest window + tabular features, one row per labeled clip."""
+    frame = labeled_splits(run)
+    if run.exists(MANIFEST):
+        manifest = run.read_pandas(MANIFEST)
+        windows = [c for c in ("offset_s", "duration_s") if c in manifest]
+        frame = frame.drop(columns=[c for c in windows if c in frame]).merge(
+            manifest[["clip_id", *windows]], on="clip_id", how="left")
+    for column in ("offset_s", "duration_s"):
+        if column not in frame:
+            frame[column] = np.nan
+    features = feature_table(run)
+    if features is not None:
+        frame = frame.drop(columns=[c for c in features if c != "clip_id" and c in frame])
+        frame = frame.merge(features, on="clip_id", how="left")
+    frame["clip_id"] = frame["clip_id"].astype(str)
+    frame["label"] = frame["label"].astype(str)
+    return frame.sort_values("clip_id").reset_index(drop=True)
+
+
+def passthrough_systems(config: SerecConfig) -> set[str]:
+    """System names whose output is the input (the ``passthrough`` kind)."""
+    specs = parse_enhancer_specs(config.enhancers)
+    return {PASSTHROUGH_KIND} | {name for name, spec in specs.items()
+                                 if spec.kind == PASSTHROUGH_KIND}
+
+
+@dataclass
+class StageCards:
+    """Cards of one stage by fold, and what the router spends to feed them."""
+
+    cards: dict[int, ModelCard]
+
+    def uses(self, kind: str) -> bool:
+        """Whether any fold needs the ``spectrogram``, ``cekl`` or ``dnsmos`` input."""
+        features = {f for c in self.cards.values() for f in c.features}
+        if kind == "spectrogram":
+            return any(c.kind == KIND_AST for c in self.cards.values())
+        if kind == "cekl":
+            return bool(features & set(CEKL_COLUMNS))
+        if kind == "dnsmos":
+            return any(f.startswith("noisy_") for f in features)
+        raise ValueError(f"unknown router input '{kind}'")
+
+
+def stage_cards(run: RunDir, stage: str) -> StageCards:
+    return StageCards({k: read_card(run.model_dir(stage, k)) for k in trained_folds(run, stage)})
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN/inf as None and numpy scalars as Python numbers (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+# -- threshold ---------------------------------------------------------------------------------
+def write_threshold(run: RunDir, calibration: Calibration, folds: Sequence[int]) -> None:
+    """``report/threshold.json`` plus the ``threshold`` field of every gatekeeper card."""
+    run.write_json(THRESHOLD_FILE, {**calibration.to_dict(), "folds": list(folds)})
+    for fold in folds:
+        folder = RunDir.of(run.model_dir(GATEKEEPER, fold))
+        card = read_card(folder.root)
+        card.threshold = calibration.threshold
+        folder.write_bytes(CARD_FILE, json.dumps(card.to_dict(), indent=2).encode())
+
+
+def predictions_table(oof: PipelineView, test: PipelineView, two_stage: TwoStage,
+                      threshold: float, fold_of: dict[str, int]) -> pd.DataFrame:
+    """Per clip: split, fold, truth, gatekeeper and expert probabilities, the decision.
+
+    Validation rows are out-of-fold (the clip's own fold's models); test rows are the fold
+    ensemble. Decisions use the calibrated threshold.
+    """
+    parts = []
+    for split, view in (("validation", oof), ("test", test)):
+        part = pd.DataFrame({"clip_id": view.clip_ids, "split": split,
+                             "fold": [int(fold_of[c]) for c in view.clip_ids],
+                             "truth": view.truth.astype(str),
+                             "p_majority": view.p_majority})
+        for j, name in enumerate(two_stage.expert_classes):
+            part[f"p_expert_{name}"] = view.p_expert[:, j]
+        part["routed_to_expert"] = two_stage.routed(view.p_majority, threshold)
+        part["predicted"] = view.decide(two_stage, threshold).astype(str)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+# -- per-stage helpers ------------------------------------------------------------------------
+def _pipeline_view(clip_ids: list[str], truth: np.ndarray, gk_probs: np.ndarray,
+                   gk_classes: list[str], ex_probs: np.ndarray, ex_classes: list[str],
+                   two_stage: TwoStage) -> PipelineView:
+    return PipelineView(clip_ids, truth, gk_probs[:, gk_classes.index(two_stage.majority)],
+                        align_probs(ex_probs, ex_classes, list(two_stage.expert_classes)))
+
+
+def router_seconds(stages: Sequence[tuple[StageCards, np.ndarray, np.ndarray]],
+                    inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Router compute per clip, as ``recommend`` spends it.
+
+    ``stages`` are ``(cards, model seconds per clip, clips it runs on)`` in the order they
+    run (the gatekeeper on every clip, the expert on routed clips). An input (``spectrogram``,
+    ``cekl``, ``dnsmos`` seconds per clip) is paid once per clip, by the first stage that runs
+    on the clip and needs it.
+    """
+    total = np.zeros(len(next(iter(inputs.values()))))
+    paid = np.zeros((len(inputs), len(total)), dtype=bool)
+    for cards, model_s, runs_on in stages:
+        runs_on = np.asarray(runs_on, bool)
+        total += np.where(runs_on, model_s, 0.0)
+        for j, (kind, seconds) in enumerate(inputs.items()):
+            if cards.uses(kind):
+                due = runs_on & ~paid[j]
+                total[due] += seconds[due]
+                paid[j] |= due
+    return total
+
+
+def _clip_positions(order: Sequence[str], clip_ids: Sequence[str]) -> np.ndarray:
+    index = {c: i for i, c in enumerate(order)}
+    return np.array([index[c] for c in clip_ids], dtype=int)
+
+
+# -- evaluate -----------------------------------------------------------------------------------
+def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
+                 num_cpus: float = 1.0, num_gpus: float = 0.0,
+                 n_boot: int = 1000) -> dict[str, Any]:
+    """Evaluate the trained folds; writes ``report/`` and returns the metrics.
+
+    The returned dict is what ``report/metrics.json`` holds, plus ``report_path``; its
+    ``headline`` is a list of rows (system, mean_ovr, gap_closed, mean_regret, p90_regret,
+    share_regret_gt_0_2, compute_s, macro_f1).
+    """
+    frame = evaluation_frame(run)
+    gk_cards, ex_cards = stage_cards(run, GATEKEEPER), stage_cards(run, EXPERT)
+    folds = sorted(set(gk_cards.cards) & set(ex_cards.cards))
+    if not folds:
+        raise FileNotFoundError("evaluate needs gatekeeper and expert models of the same folds; "
+                                f"found gatekeeper folds {sorted(gk_cards.cards)}, expert folds "
+                                f"{sorted(ex_cards.cards)}")
+    extra = {s: stage_cards(run, s) for s in (FULL, FEATURES_STAGE)}
+    extra = {s: c for s, c in extra.items() if set(c.cards) & set(folds)}
+    pool = frame[~frame["is_test"] & frame["fold"].isin(folds)].reset_index(drop=True)
+    test = frame[frame["is_test"]].reset_index(drop=True)
+    if test.empty:
+        raise ValueError("the split has no test clips; evaluate needs a held-out test set")
+
+    init_ray(address)
+    stages_by_fold = {k: [GATEKEEPER, EXPERT, *[s for s, c in extra.items() if k in c.cards]]
+                      for k in folds}
+    results, cekl_s = run_fold_tasks(run, stages_by_fold, pool, test, num_cpus, num_gpus)
+    results = sorted(results, key=lambda r: r.fold)
+
+    expert_classes = list(dict.fromkeys(c for k in folds for c in ex_cards.cards[k].classes))
+    two_stage = TwoStage.of([gk_cards.cards[k] for k in folds], expert_classes)
+    truth_of = dict(zip(frame["clip_id"], frame["label"], strict=True))
+
+    validation, oof_view, calibration = _validation(results, truth_of, two_stage)
+    threshold = calibration.threshold
+    write_threshold(run, calibration, folds)
+
+    test_ids = test["clip_id"].tolist()
+    test_truth = test["label"].to_numpy(dtype=object)
+    gk_test = stack_folds([r.test[GATEKEEPER] for r in results])
+    ex_test = stack_folds([r.test[EXPERT] for r in results])
+    ens_view = _pipeline_view(test_ids, test_truth, gk_test.mean, gk_test.classes, ex_test.mean,
+                              ex_test.classes, two_stage)
+    test_metrics = _test_metrics(results, gk_test, ex_test, ens_view, two_stage, threshold,
+                                 n_boot)
+
+    scores = run.read_pandas(SCORES, dedup_keys=["clip_id", "system"])
+    table = SystemScores.from_scores(scores, test_ids, config.candidates,
+                                     passthrough_systems(config), extra=list(config.enhancers))
+    pos = _clip_positions(test_ids, table.clip_ids)
+    spectrogram_s = np.mean([r.test_spectrogram_s for r in results], axis=0)
+    dnsmos_s = table.dnsmos_seconds[NOISY].to_numpy()
+    fallback = config.recommend.fallback
+
+    inputs = {"spectrogram": spectrogram_s[pos], "cekl": cekl_s[pos], "dnsmos": dnsmos_s}
+    routers = [_pipeline_router(ROUTER, ens_view, two_stage, threshold, pos, fallback,
+                                (gk_cards, gk_test), (ex_cards, ex_test), inputs,
+                                test_metrics["ensemble"]["macro_f1"])]
+    if threshold != DEFAULT_THRESHOLD:
+        routers.append(_pipeline_router(
+            f"{ROUTER[:-1]}, threshold {DEFAULT_THRESHOLD})", ens_view, two_stage,
+            DEFAULT_THRESHOLD, pos, fallback, (gk_cards, gk_test), (ex_cards, ex_test), inputs,
+            test_metrics["ensemble_default_threshold"]["macro_f1"]))
+
+    comparisons = {}
+    for stage, cards in extra.items():
+        comparison, choice = _comparison(stage, cards, results, truth_of, test_truth, pos,
+                                         fallback, inputs, n_boot)
+        comparisons[stage] = comparison
+        routers.append(choice)
+
+    headline = headline_rows(table, routers)
+    routing = _routing(table, test.iloc[pos], ens_view.decide(two_stage, threshold)[pos],
+                       routers[0], headline)
+    metrics: dict[str, Any] = {
+        "run": run.root, "folds": folds, "majority": two_stage.majority,
+        "classes": two_stage.classes, "candidates": config.candidates, "fallback": fallback,
+        "n_validation": int(len(pool)), "n_test": int(len(test)),
+        "threshold": {**calibration.to_dict(), "used_on_test": threshold},
+        "validation": validation, "test": test_metrics, "comparisons": comparisons,
+        "routing": routing, "headline": headline,
+    }
+    fold_of = dict(zip(frame["clip_id"], frame["fold"], strict=True))
+    predictions = predictions_table(oof_view, ens_view, two_stage, threshold, fold_of)
+    _write_report(run, metrics, table, routers[0], predictions)
+    metrics["report_path"] = run.path(REPORT, "report.md")
+    return metrics
+
+
+def _pipeline_router(name: str, view: PipelineView, two_stage: TwoStage, threshold: float,
+                     pos: np.ndarray, fallback: str,
+                     gatekeeper: tuple[StageCards, StagePrediction],
+                     expert: tuple[StageCards, StagePrediction], inputs: dict[str, np.ndarray],
+                     f1: float) -> RouterChoice:
+    """The fold-ensemble pipeline at ``threshold`` on the scored test clips (``pos``)."""
+    routed = two_stage.routed(view.p_majority, threshold)[pos]
+    seconds = router_seconds(
+        [(gatekeeper[0], gatekeeper[1].seconds.sum(axis=0)[pos], np.ones(len(pos), bool)),
+         (expert[0], expert[1].seconds.sum(axis=0)[pos], routed)], inputs)
+    return RouterChoice(name, with_fallback(view.decide(two_stage, threshold)[pos], fallback),
+                        seconds, f1)
+
+
+def _write_report(run: RunDir, metrics: dict[str, Any], table: SystemScores,
+                  router: RouterChoice, predictions: pd.DataFrame) -> None:
+    """Figures, ``predictions.parquet``, ``metrics.json`` and ``report.md`` under report/."""
+    ensemble = metrics["test"]["ensemble"]
+    threshold = metrics["threshold"]["used_on_test"]
+    figures = {
+        "confusion_test.png": plots.confusion_png(
+            ensemble["confusion"], ensemble["classes"],
+            f"router (ensemble) on test, threshold {threshold:.2f}"),
+        "confusion_gatekeeper.png": plots.confusion_png(
+            ensemble["gatekeeper"]["confusion"], ensemble["gatekeeper"]["classes"],
+            "gatekeeper on test"),
+        "regret_hist.png": plots.regret_png(regret(table, router.systems)),
+        "quality_vs_compute.png": plots.quality_compute_png(metrics["headline"]),
+    }
+    for stage, comparison in metrics["comparisons"].items():
+        figures[f"confusion_{stage}.png"] = plots.confusion_png(
+            comparison["test"]["confusion"], comparison["test"]["classes"],
+            f"{stage} (ensemble) on test")
+    for name, data in figures.items():
+        run.write_bytes(f"{REPORT}/{name}", data)
+    run.write_table(PREDICTIONS_FILE, pa.Table.from_pandas(predictions, preserve_index=False))
+    metrics["figures"] = sorted(figures)
+    run.write_json(f"{REPORT}/metrics.json", json_safe(metrics))
+    run.write_bytes(f"{REPORT}/report.md", render_report(metrics).encode())
+
+
+def _validation(results: list[FoldResult], truth_of: dict[str, str],
+                two_stage: TwoStage) -> tuple[dict[str, Any], PipelineView, Calibration]:
+    """Out-of-fold predictions: threshold calibration and per-fold validation macro F1."""
+    views = []
+    for r in results:
+        truth = np.array([truth_of[c] for c in r.val_clip_ids], dtype=object)
+        views.append(_pipeline_view(r.val_clip_ids, truth, r.val[GATEKEEPER].probs[0],
+                                    r.val[GATEKEEPER].classes, r.val[EXPERT].probs[0],
+                                    r.val[EXPERT].classes, two_stage))
+    oof = PipelineView(
+        [c for v in views for c in v.clip_ids], np.concatenate([v.truth for v in views]),
+        np.concatenate([v.p_majority for v in views]),
+        np.concatenate([v.p_expert for v in views]))
+    calibration = calibrate_threshold(oof.truth, oof.p_majority, oof.p_expert, two_stage)
+    per_fold = []
+    for r, view in zip(results, views, strict=True):
+        classes = class_list(two_stage.classes, view.truth)
+        per_fold.append({
+            "fold": r.fold, "n": len(view.truth),
+            "macro_f1_default": macro_f1(view.truth, view.decide(two_stage, DEFAULT_THRESHOLD),
+                                         classes),
+            "macro_f1_calibrated": macro_f1(view.truth,
+                                            view.decide(two_stage, calibration.threshold),
+                                            classes)})
+    validation = {
+        "per_fold": per_fold,
+        "macro_f1_default": mean_std([f["macro_f1_default"] for f in per_fold]),
+        "macro_f1_calibrated": mean_std([f["macro_f1_calibrated"] for f in per_fold]),
+        "out_of_fold": pipeline_report(oof, two_stage, calibration.threshold),
+    }
+    return validation, oof, calibration
+
+
+def _test_metrics(results: list[FoldResult], gk: StagePrediction, ex: StagePrediction,
+                  ens_view: PipelineView, two_stage: TwoStage, threshold: float,
+                  n_boot: int) -> dict[str, Any]:
+    per_fold = []
+    for i, r in enumerate(results):
+        view = _pipeline_view(ens_view.clip_ids, ens_view.truth, gk.probs[i], gk.classes,
+                              ex.probs[i], ex.classes, two_stage)
+        classes = class_list(two_stage.classes, view.truth)
+        per_fold.append({
+            "fold": r.fold,
+            "macro_f1_default": macro_f1(view.truth, view.decide(two_stage, DEFAULT_THRESHOLD),
+                                         classes),
+            "macro_f1_calibrated": macro_f1(view.truth, view.decide(two_stage, threshold),
+                                            classes)})
+    ensemble = pipeline_report(ens_view, two_stage, threshold, with_ci=True, n_boot=n_boot)
+    default = pipeline_report(ens_view, two_stage, DEFAULT_THRESHOLD, with_ci=True,
+                              n_boot=n_boot)
+    return {"per_fold": per_fold,
+            "fold_macro_f1_default": mean_std([f["macro_f1_default"] for f in per_fold]),
+            "fold_macro_f1_calibrated": mean_std([f["macro_f1_calibrated"] for f in per_fold]),
+            "ensemble": ensemble,
+            "ensemble_default_threshold": {k: default[k] for k in (
+                "macro_f1", "macro_f1_ci95", "accuracy", "per_class", "confusion", "classes",
+                "bottleneck", "threshold")}}
+
+
+def _comparison(stage: str, cards: StageCards, results: list[FoldResult],
+                truth_of: dict[str, str], test_truth: np.ndarray, pos: np.ndarray,
+                fallback: str, inputs: dict[str, np.ndarray],
+                n_boot: int) -> tuple[dict[str, Any], RouterChoice]:
+    """A one-stage model (``full`` or ``features``): validation per fold and test ensemble."""
+    with_stage = [r for r in results if stage in r.val]
+    per_fold = []
+    for r in with_stage:
+        pred = r.val[stage]
+        truth = np.array([truth_of[c] for c in r.val_clip_ids], dtype=object)
+        labels = np.asarray(pred.classes, dtype=object)[pred.probs[0].argmax(axis=1)]
+        per_fold.append({"fold": r.fold, "n": len(truth),
+                         "macro_f1": macro_f1(truth, labels, class_list(pred.classes, truth))})
+    test_pred = stack_folds([r.test[stage] for r in with_stage])
+    labels = np.asarray(test_pred.classes, dtype=object)[test_pred.mean.argmax(axis=1)]
+    report = flat_report(test_truth, labels, test_pred.classes, with_ci=True, n_boot=n_boot)
+    model_s = test_pred.seconds.sum(axis=0)[pos]
+    choice = RouterChoice(f"{stage} (ensemble, test)", with_fallback(labels[pos], fallback),
+                          router_seconds([(cards, model_s, np.ones(len(pos), bool))],
+                                          inputs),
+                          report["macro_f1"])
+    return {"folds": [r.fold for r in with_stage], "validation_per_fold": per_fold,
+            "validation_macro_f1": mean_std([f["macro_f1"] for f in per_fold]),
+            "test": report}, choice
+
+
+def _routing(table: SystemScores, test: pd.DataFrame, pred: np.ndarray, router: RouterChoice,
+             headline: list[dict[str, Any]]) -> dict[str, Any]:
+    """Routing value of the ensemble router on the test clips that have scores."""
+    truth = test["label"].to_numpy(dtype=object)
+    chosen_ovr, chosen_s = table.lookup(router.systems)
+    run_all = table.run_all_seconds()
+    spent = router.router_seconds + chosen_s
+    oracle_row = headline[0]
+    best = table.best_single()
+    snr = test["snr_db"].to_numpy(np.float64) if "snr_db" in test else np.full(len(test), np.nan)
+    noise = test["noise_type"].fillna("unknown").astype(str).to_numpy() \
+        if "noise_type" in test else np.full(len(test), "unknown", dtype=object)
+    margin = test["margin"].to_numpy(np.float64) if "margin" in test else np.full(len(test),
+                                                                                  np.nan)
+    return {
+        "n_scored": len(table.clip_ids), "missing_scores": table.missing,
+        "best_single": best,
+        "oracle_minus_best_single": float(oracle_row["mean_ovr"]
+                                          - float(table.ovr[best].mean())),
+        "chosen_system_counts": pd.Series(router.systems).value_counts().to_dict(),
+        "unscored_choices": int(np.isnan(chosen_ovr).sum()),
+        "compute": {
+            "router_s": float(router.router_seconds.mean()),
+            "chosen_enhancer_s": float(np.nanmean(chosen_s)),
+            "router_plus_chosen_s": float(np.nanmean(spent)),
+            "run_all_enhancers_s": float(run_all.mean()),
+            "oracle_s": float(table.oracle_seconds().mean()),
+            "router_overhead_vs_chosen": float(router.router_seconds.mean()
+                                               / max(np.nanmean(chosen_s), 1e-12)),
+            "saved_vs_run_all": float(1.0 - np.nanmean(spent) / max(run_all.mean(), 1e-12)),
+        },
+        "by_snr_band": breakdown(table, [snr_band(s) for s in snr], router.systems, truth, pred),
+        "by_noise_type": breakdown(table, noise, router.systems, truth, pred),
+        "high_margin": margin_accuracy(truth, pred, margin),
+    }

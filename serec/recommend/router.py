@@ -1,0 +1,180 @@
+"""The deployed router: features on the fly, gatekeeper then expert, fold ensembles.
+
+The gatekeeper ensemble sees every clip; only the clips it does not give to the majority
+system reach the expert ensemble (and only they pay for inputs that just the expert uses).
+Tabular inputs (CE/KL statistics, and the noisy clip's DNSMOS
+when a model was trained with them) are computed from the audio itself, so no run tables are
+needed. Clips are cropped to the first ``max_seconds`` for routing (the length the models were
+trained on); the enhancer still gets the whole clip.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from serec.audio import TARGET_SR
+from serec.config import SerecConfig
+from serec.evaluate.ensemble import (
+    EXPERT,
+    GATEKEEPER,
+    THRESHOLD_FILE,
+    SpectrogramCache,
+    StageEnsemble,
+    TwoStage,
+    align_probs,
+    predict_stage,
+    trained_folds,
+)
+from serec.features.cekl import CEKL_COLUMNS, cekl_features
+from serec.label.rule import ALL_FAILED
+from serec.models.card import read_card
+from serec.runs import RunDir
+
+DNSMOS_FEATURES = {"noisy_sig": "sig", "noisy_bak": "bak", "noisy_ovr": "ovr",
+                   "noisy_p808": "p808"}
+
+
+def probability_column(name: str) -> str:
+    return f"p_{name}"
+
+
+def resolve_threshold(run: RunDir, config: SerecConfig) -> tuple[float, str]:
+    """``(threshold, where it came from)``: the config, else ``report/threshold.json`` (written
+    by ``serec evaluate``), else the mean of the gatekeeper cards' thresholds."""
+    if config.recommend.threshold is not None:
+        return float(config.recommend.threshold), "config recommend.threshold"
+    if run.exists(THRESHOLD_FILE):
+        return float(run.read_json(THRESHOLD_FILE)["threshold"]), THRESHOLD_FILE
+    folds = trained_folds(run, GATEKEEPER)
+    if not folds:
+        raise FileNotFoundError(f"{run.path('models', GATEKEEPER)} has no trained folds")
+    values = [read_card(run.model_dir(GATEKEEPER, k)).threshold for k in folds]
+    return float(np.mean(values)), "gatekeeper cards"
+
+
+def router_classes(run: RunDir) -> tuple[TwoStage, list[int]]:
+    """The two-stage classes from the cards alone (no weights loaded), and the folds used."""
+    folds = sorted(set(trained_folds(run, GATEKEEPER)) & set(trained_folds(run, EXPERT)))
+    if not folds:
+        raise FileNotFoundError(f"{run.root} needs gatekeeper and expert models of the same "
+                                "folds; train both stages first")
+    gk = [read_card(run.model_dir(GATEKEEPER, k)) for k in folds]
+    expert = list(dict.fromkeys(c for k in folds
+                                for c in read_card(run.model_dir(EXPERT, k)).classes))
+    return TwoStage.of(gk, expert), folds
+
+
+class Router:
+    """Gatekeeper and expert fold ensembles with a fixed threshold and fallback system."""
+
+    def __init__(self, gatekeeper: StageEnsemble, expert: StageEnsemble, threshold: float,
+                 fallback: str, max_seconds: float = 10.0, device: str = "cpu") -> None:
+        self.gatekeeper = gatekeeper
+        self.expert = expert
+        self.two_stage = TwoStage.of([m.card for m in gatekeeper.members], expert.classes)
+        self.threshold = float(threshold)
+        self.fallback = fallback
+        self.max_samples = int(max_seconds * TARGET_SR) if math.isfinite(max_seconds) else None
+        self.device = device
+        needed = set(gatekeeper.features) | set(expert.features)
+        unknown = sorted(needed - set(CEKL_COLUMNS) - set(DNSMOS_FEATURES))
+        if unknown:
+            raise ValueError(f"the router cannot compute the tabular features {unknown}")
+        self._dnsmos = None
+
+    @classmethod
+    def from_run(cls, run: RunDir, threshold: float, fallback: str, max_seconds: float = 10.0,
+                 device: str = "cpu") -> Router:
+        _, folds = router_classes(run)
+        return cls(StageEnsemble.load(run, GATEKEEPER, folds),
+                   StageEnsemble.load(run, EXPERT, folds), threshold, fallback, max_seconds,
+                   device)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.two_stage.classes
+
+    def system_of(self, label: str) -> str:
+        return self.fallback if label == ALL_FAILED else label
+
+    def tabular(self, audios: Sequence[np.ndarray],
+                columns: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray]:
+        """The feature groups that hold ``columns`` (CE/KL, noisy DNSMOS) per clip, and their
+        seconds per clip."""
+        cekl = bool(set(columns) & set(CEKL_COLUMNS))
+        dnsmos = bool(set(columns) & set(DNSMOS_FEATURES))
+        values: dict[str, list[float]] = {}
+        seconds = np.zeros(len(audios))
+        if not (cekl or dnsmos):
+            return pd.DataFrame(index=range(len(audios))), seconds
+        for i, audio in enumerate(audios):
+            began = time.perf_counter()
+            if cekl:
+                for name, value in zip(CEKL_COLUMNS, cekl_features(audio), strict=True):
+                    values.setdefault(name, []).append(float(value))
+            if dnsmos:
+                scores = self._dnsmos_model().score(audio)
+                for name, field in DNSMOS_FEATURES.items():
+                    values.setdefault(name, []).append(float(getattr(scores, field)))
+            seconds[i] = time.perf_counter() - began
+        return pd.DataFrame(values, index=range(len(audios))), seconds
+
+    def _dnsmos_model(self):
+        if self._dnsmos is None:
+            from serec.quality.dnsmos import Dnsmos
+
+            self._dnsmos = Dnsmos()
+        return self._dnsmos
+
+    def route(self, audios: Sequence[np.ndarray]) -> pd.DataFrame:
+        """One row per clip: ``label``, ``system``, ``confidence``, ``routed_to_expert``,
+        ``p_<class>`` (expert classes NaN where the gatekeeper decided), and seconds:
+        ``features_s`` (CE/KL, DNSMOS), ``spectrogram_s``, ``gatekeeper_s``, ``expert_s`` (all
+        folds) and their sum ``router_s``."""
+        audios = [np.asarray(a, np.float32)[: self.max_samples] for a in audios]
+        n = len(audios)
+        tabular, feature_s = self.tabular(audios, self.gatekeeper.features)
+        cache = SpectrogramCache(audios)
+        gk = predict_stage(self.gatekeeper, cache, tabular, self.device)
+        p_major = gk.column(self.two_stage.majority)
+        routed = self.two_stage.routed(p_major, self.threshold)
+        expert_classes = list(self.two_stage.expert_classes)
+        p_expert = np.full((n, len(expert_classes)), np.nan)
+        expert_s = np.zeros(n)
+        spectrogram_s = cache.seconds.copy()
+        rows = np.flatnonzero(routed)
+        if len(rows):
+            part = cache.subset(rows)
+            part_tabular = tabular.iloc[rows].reset_index(drop=True)
+            missing = [c for c in self.expert.features if c not in part_tabular]
+            if missing:  # features only the expert uses are computed for its clips only
+                extra, extra_s = self.tabular(part.audios, missing)
+                part_tabular = pd.concat([part_tabular, extra[[c for c in extra
+                                                               if c not in part_tabular]]],
+                                         axis=1)
+                feature_s[rows] += extra_s
+            ex = predict_stage(self.expert, part, part_tabular, self.device)
+            p_expert[rows] = align_probs(ex.mean, ex.classes, expert_classes)
+            expert_s[rows] = ex.seconds.sum(axis=0)
+            spectrogram_s[rows] += part.seconds  # settings the gatekeeper did not use
+        labels = self.two_stage.decide(p_major, np.nan_to_num(p_expert, nan=0.0),
+                                       self.threshold)
+        probs = self.two_stage.class_probabilities(p_major, p_expert)
+        chosen = np.array([self.classes.index(label) for label in labels], dtype=int)
+        out = pd.DataFrame({
+            "label": labels.astype(str),
+            "system": [self.system_of(str(label)) for label in labels],
+            "confidence": probs[np.arange(n), chosen] if n else np.zeros(0),
+            "routed_to_expert": routed,
+            **{probability_column(c): probs[:, j] for j, c in enumerate(self.classes)},
+            "features_s": feature_s, "spectrogram_s": spectrogram_s,
+            "gatekeeper_s": gk.seconds.sum(axis=0), "expert_s": expert_s,
+        })
+        out["router_s"] = out[["features_s", "spectrogram_s", "gatekeeper_s",
+                               "expert_s"]].sum(axis=1)
+        return out

@@ -1,0 +1,109 @@
+"""``evaluate_run`` end to end on a tiny trained run (Ray tasks per fold)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from serec.audio import write_wav
+from serec.evaluate import evaluate_run, format_headline
+from serec.evaluate.ensemble import TwoStage
+from serec.evaluate.metrics import calibrate_threshold
+from serec.evaluate.run import json_safe
+from serec.label.rule import ALL_FAILED
+from serec.runs import LABELS, RunDir
+from tests.evaluate.tinyrun import build_tiny_run, synth, tiny_config
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _read(run: RunDir, name: str) -> pd.DataFrame:
+    return pd.read_parquet(Path(run.root) / "report" / name)
+
+
+def _threshold_from_validation(predictions: pd.DataFrame, expert: list[str]) -> float:
+    val = predictions[predictions["split"] == "validation"]
+    p_expert = val[[f"p_expert_{c}" for c in expert]].to_numpy()
+    return calibrate_threshold(val["truth"].to_numpy(dtype=object), val["p_majority"].to_numpy(),
+                               p_expert, TwoStage("rnnoise", tuple(expert))).threshold
+
+
+def _replace_test_set(run: RunDir, test_ids: set[str]) -> None:
+    """New audio and new labels for every test clip (validation clips untouched)."""
+    labels = run.read_pandas(LABELS)
+    rng = np.random.default_rng(99)
+    for row in labels[labels["clip_id"].isin(test_ids)].itertuples():
+        write_wav(row.path, synth("noise" if row.label != ALL_FAILED else "speech", rng))
+    labels.loc[labels["clip_id"].isin(test_ids), "label"] = ALL_FAILED
+    shutil.rmtree(Path(run.root) / LABELS)
+    run.append_part(LABELS, pa.Table.from_pandas(labels, preserve_index=False))
+
+
+def test_evaluate_run_end_to_end(tmp_path, ray_session):
+    run = build_tiny_run(tmp_path, ast_stages=("expert",))
+    metrics = evaluate_run(run, tiny_config(), num_cpus=0.5, n_boot=100)
+    report = Path(run.root) / "report"
+    for name in ("metrics.json", "report.md", "threshold.json", "predictions.parquet",
+                 "confusion_test.png", "confusion_gatekeeper.png", "regret_hist.png",
+                 "quality_vs_compute.png", "confusion_full.png", "confusion_features.png"):
+        assert (report / name).is_file(), name
+    assert (report / "regret_hist.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((report / "metrics.json").read_text())["headline"] == \
+        json_safe(metrics["headline"])
+
+    rows = {r["system"]: r for r in metrics["headline"]}
+    best = metrics["routing"]["best_single"]
+    at_default = ["router (ensemble, test, threshold 0.5)"] \
+        if metrics["threshold"]["threshold"] != 0.5 else []
+    assert list(rows) == ["oracle", "router (ensemble, test)", *at_default,
+                          "full (ensemble, test)", "features (ensemble, test)",
+                          f"best single ({best})", "rnnoise", "gate", "passthrough", "random"]
+    assert all(r["mean_ovr"] <= rows["oracle"]["mean_ovr"] + 1e-9 for r in rows.values()
+               if r["system"] != "passthrough")
+    assert rows["router (ensemble, test)"]["macro_f1"] == metrics["test"]["ensemble"]["macro_f1"]
+    assert rows["passthrough"]["compute_s"] == 0.0
+    assert rows["router (ensemble, test)"]["compute_s"] > 0
+    text = format_headline(metrics)
+    assert "router (ensemble, test)" in text and "threshold" in text
+    assert format_headline(json.loads((report / "metrics.json").read_text())).split("\n")[:5] \
+        == text.split("\n")[:5]
+
+    # threshold: chosen on the out-of-fold validation rows only, stored for recommend
+    predictions = _read(run, "predictions.parquet")
+    splits = run.read_pandas("splits.parquet")
+    test_ids = set(splits.loc[splits["is_test"], "clip_id"])
+    assert set(predictions.loc[predictions["split"] == "test", "clip_id"]) == test_ids
+    assert set(predictions.loc[predictions["split"] == "validation", "clip_id"]) == \
+        set(splits["clip_id"]) - test_ids
+    expert = [c for c in metrics["classes"] if c != "rnnoise"]
+    threshold = json.loads((report / "threshold.json").read_text())["threshold"]
+    assert threshold == metrics["threshold"]["threshold"]
+    assert _threshold_from_validation(predictions, expert) == threshold
+    assert metrics["threshold"]["macro_f1"] >= metrics["threshold"]["default_macro_f1"]
+    for fold in metrics["folds"]:
+        card = json.loads(Path(run.model_dir("gatekeeper", fold), "card.json").read_text())
+        assert card["threshold"] == threshold
+
+    # bottleneck on test agrees with the per-clip decisions
+    test_rows = predictions[predictions["split"] == "test"]
+    bottleneck = metrics["test"]["ensemble"]["bottleneck"]
+    assert bottleneck["errors"] == int((test_rows["truth"] != test_rows["predicted"]).sum())
+    assert sum(k["count"] for k in bottleneck["kinds"]) == bottleneck["errors"]
+
+    # new test audio and labels change the test results but not the threshold
+    _replace_test_set(run, test_ids)
+    again = evaluate_run(run, tiny_config(), num_cpus=0.5, n_boot=100)
+    assert again["threshold"] == metrics["threshold"]
+    assert again["validation"]["per_fold"] == metrics["validation"]["per_fold"]
+    new = _read(run, "predictions.parquet")
+    pd.testing.assert_frame_equal(new[new["split"] == "validation"].reset_index(drop=True),
+                                  predictions[predictions["split"] == "validation"]
+                                  .reset_index(drop=True))
+    assert (new.loc[new["split"] == "test", "truth"] == ALL_FAILED).all()
+    assert again["test"]["ensemble"]["confusion"] != metrics["test"]["ensemble"]["confusion"]
