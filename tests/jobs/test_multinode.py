@@ -111,8 +111,10 @@ def test_label_job_spreads_over_two_nodes(tmp_path):
     temp_a, temp_b = Path(f"/tmp/sr_a_{os.getpid()}"), Path(f"/tmp/sr_b_{os.getpid()}")
     # Token auth off for this loopback-only cluster: the shared ~/.ray/auth_token can be
     # rewritten by any other Ray started on the box while the test runs.
+    # The venv's bin first: Ray's workers and job drivers must find this interpreter.
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO),
-           "RAY_AUTH_MODE": "disabled"}
+           "RAY_AUTH_MODE": "disabled",
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
     env.pop("RAY_ADDRESS", None)
     nodes: list[subprocess.Popen] = []
     try:
@@ -131,7 +133,7 @@ def test_label_job_spreads_over_two_nodes(tmp_path):
         out = ray_cli("job", "submit", f"--address=http://127.0.0.1:{dashboard_port}",
                       f"--working-dir={REPO}",
                       "--runtime-env-json", json.dumps({"env_vars": {"PYTHONPATH": "."}}),
-                      "--", "python", "-m", "jobs.label", "--run", run.root,
+                      "--", sys.executable, "-m", "jobs.label", "--run", run.root,
                       "--config", str(config_path), env=env, timeout=780)
         assert "succeeded" in out.lower(), out
     finally:
