@@ -56,7 +56,7 @@ def _parse_folds(text: str) -> list[int] | None:
 
 def _print(frame: pd.DataFrame) -> None:
     with pd.option_context("display.width", 160, "display.max_columns", 30):
-        print(frame.to_string(index=False, float_format="{:.3f}".format))
+        print(frame.to_string(index=False, float_format="{:.4g}".format))
 
 
 # -- stage commands ---------------------------------------------------------------------------
