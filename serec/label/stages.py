@@ -25,10 +25,11 @@ from serec.audio import (
     read_audio,
     validate,
 )
+from serec.quality.dnsmos import SCORE_COLUMNS
 from serec.ray_utils import node_id
 
 NOISY = "noisy"
-SCORE_FIELDS = ("sig", "bak", "ovr", "p808", "sig_raw", "bak_raw", "ovr_raw")
+SCORE_FIELDS = SCORE_COLUMNS
 
 
 def to_bytes(audio: np.ndarray) -> bytes:

@@ -122,24 +122,26 @@ def window_bounds(n_samples: int) -> list[tuple[int, int]]:
     return bounds
 
 
+# Slaney mel scale: linear below 1 kHz, logarithmic above (as librosa with htk=False).
+_MEL_F_SP = 200.0 / 3
+_MEL_MIN_LOG_HZ = 1000.0
+_MEL_MIN_LOG_MEL = _MEL_MIN_LOG_HZ / _MEL_F_SP
+_MEL_LOGSTEP = np.log(6.4) / 27.0
+
+
 def _hz_to_mel_slaney(hz: np.ndarray) -> np.ndarray:
     hz = np.asarray(hz, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    safe = np.maximum(hz, min_log_hz)
-    return np.where(hz >= min_log_hz, min_log_mel + np.log(safe / min_log_hz) / logstep, hz / f_sp)
+    safe = np.maximum(hz, _MEL_MIN_LOG_HZ)
+    return np.where(hz >= _MEL_MIN_LOG_HZ,
+                    _MEL_MIN_LOG_MEL + np.log(safe / _MEL_MIN_LOG_HZ) / _MEL_LOGSTEP,
+                    hz / _MEL_F_SP)
 
 
 def _mel_to_hz_slaney(mel: np.ndarray) -> np.ndarray:
     mel = np.asarray(mel, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    return np.where(mel >= min_log_mel, min_log_hz * np.exp(logstep * (mel - min_log_mel)),
-                    f_sp * mel)
+    return np.where(mel >= _MEL_MIN_LOG_MEL,
+                    _MEL_MIN_LOG_HZ * np.exp(_MEL_LOGSTEP * (mel - _MEL_MIN_LOG_MEL)),
+                    _MEL_F_SP * mel)
 
 
 def mel_filterbank(sr: int = TARGET_SR, n_fft: int = MEL_N_FFT, n_mels: int = N_MELS) -> np.ndarray:
