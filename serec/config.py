@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from serec.resources import Resources
+
 T = TypeVar("T")
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = "local.yaml"
@@ -26,36 +28,7 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class StageResources:
-    """Ray resources of one actor-pool or task stage."""
-
-    num_cpus: float = 0.5
-    num_gpus: float = 0.0
-    batch_size: int = 4
-    min_actors: int = 1
-    max_actors: int = 1
-    custom_resources: dict[str, float] | None = None
-    memory_gb: float | None = None          # Ray memory reservation per actor
-
-    def map_batches_args(self) -> dict[str, Any]:
-        """``map_batches`` keyword arguments for an actor pool of this stage."""
-        import ray
-
-        args: dict[str, Any] = dict(
-            compute=ray.data.ActorPoolStrategy(min_size=self.min_actors,
-                                               max_size=self.max_actors),
-            num_cpus=self.num_cpus, batch_size=self.batch_size, batch_format="pandas")
-        if self.num_gpus:
-            args["num_gpus"] = self.num_gpus
-        if self.custom_resources:
-            args["resources"] = dict(self.custom_resources)
-        if self.memory_gb:
-            args["memory"] = int(self.memory_gb * 2**30)
-        return args
-
-
-@dataclass
-class DnsmosConfig(StageResources):
+class DnsmosConfig(Resources):
     personalized: bool = False
     batch_size: int = 8
     # Windows per ONNX run; ~0.12 GB of CPU memory each, so keep it small without a GPU.
@@ -72,13 +45,12 @@ class LabelConfig:
     save_audio: bool = False
     min_seconds: float = 0.5
     max_seconds: float = 10.0
-    decode: StageResources = field(default_factory=lambda: StageResources(num_cpus=0.25,
-                                                                         batch_size=8))
+    decode: Resources = field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=8))
     rows_per_part: int = 64
 
 
 @dataclass
-class FeaturesConfig(StageResources):
+class FeaturesConfig(Resources):
     batch_size: int = 8
 
 
@@ -156,7 +128,13 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
         if key not in names:
             raise ConfigError(f"unknown config key '{dotted}'; expected one of {sorted(names)}")
         kwargs[key] = _convert(value, hints[key], dotted)
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    if isinstance(built, Resources):
+        try:
+            built.validate("invalid config", prefix or cls.__name__)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+    return built
 
 
 def validate(config: SerecConfig) -> SerecConfig:

@@ -6,7 +6,6 @@ Importing this package is cheap: each kind imports its heavy library only when b
 from serec.enhancers.base import (
     EnhancementError,
     Enhancer,
-    EnhancerResources,
     MissingDependencyError,
 )
 from serec.enhancers.registry import (
@@ -22,7 +21,6 @@ from serec.enhancers.registry import (
 __all__ = [
     "EnhancementError",
     "Enhancer",
-    "EnhancerResources",
     "EnhancerSpec",
     "MissingDependencyError",
     "available_kinds",

@@ -11,13 +11,13 @@ import abc
 import importlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
 from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
 
 from serec.audio import TARGET_SR, clip_to_range, resample
+from serec.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -41,73 +41,6 @@ def import_optional(module: str, *, package: str, enhancer: str) -> ModuleType:
             f"enhancer {enhancer!r} needs the Python package {package!r} "
             f"(import {module!r} failed: {exc}); install it with `pip install {package}`"
         ) from exc
-
-
-@dataclass
-class EnhancerResources:
-    """What one enhancer actor asks Ray for, and how batches are formed."""
-
-    num_cpus: float = 0.5
-    num_gpus: float = 0.0
-    batch_size: int = 4
-    min_actors: int = 1
-    max_actors: int = 1
-    runtime_env: dict | None = None
-    custom_resources: dict | None = None   # Ray custom resources, e.g. {"a10g": 1}
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any] | None,
-                     owner: str = "enhancer") -> EnhancerResources:
-        """Build from a config mapping; unknown keys or bad values raise ``ValueError``."""
-        if mapping is None:
-            return cls()
-        if not isinstance(mapping, Mapping):
-            raise ValueError(f"{owner}: 'resources' must be a mapping, got "
-                             f"{type(mapping).__name__}")
-        known = {f.name for f in fields(cls)}
-        for key in mapping:
-            if key not in known:
-                raise ValueError(f"{owner}: unknown resource key {key!r}; "
-                                 f"known keys: {', '.join(sorted(known))}")
-        resources = cls(**dict(mapping))
-        resources.validate(owner)
-        return resources
-
-    def validate(self, owner: str = "enhancer") -> None:
-        """Check types and ranges; raises ``ValueError`` naming the bad key."""
-        for key in ("num_cpus", "num_gpus"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{owner}: resources.{key} must be a number >= 0, got {value!r}")
-        for key in ("batch_size", "min_actors", "max_actors"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{owner}: resources.{key} must be an integer >= 1, "
-                                 f"got {value!r}")
-        if self.min_actors > self.max_actors:
-            raise ValueError(f"{owner}: resources.min_actors ({self.min_actors}) > "
-                             f"resources.max_actors ({self.max_actors})")
-        if self.runtime_env is not None and not isinstance(self.runtime_env, dict):
-            raise ValueError(f"{owner}: resources.runtime_env must be a mapping or null")
-        if self.custom_resources is not None and not (
-                isinstance(self.custom_resources, dict) and all(
-                    isinstance(v, (int, float)) and v >= 0
-                    for v in self.custom_resources.values())):
-            raise ValueError(f"{owner}: resources.custom_resources must map names to "
-                             f"numbers >= 0")
-
-    def ray_remote_args(self) -> dict[str, Any]:
-        """Keyword arguments for Ray actors/``map_batches`` (num_cpus, num_gpus, runtime_env,
-        custom resources)."""
-        args: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
-        if self.runtime_env:
-            args["runtime_env"] = dict(self.runtime_env)
-        if self.custom_resources:
-            args["resources"] = dict(self.custom_resources)
-        return args
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _coerce_param(owner: str, key: str, value: Any, default: Any) -> Any:
@@ -143,10 +76,10 @@ class Enhancer(abc.ABC):
     native_sr: ClassVar[int] = TARGET_SR
     default_params: ClassVar[Mapping[str, Any]] = {}
 
-    def __init__(self, name: str, resources: EnhancerResources | None = None,
+    def __init__(self, name: str, resources: Resources | None = None,
                  **params: Any) -> None:
         self.name = name
-        self.resources = resources if resources is not None else EnhancerResources()
+        self.resources = resources if resources is not None else Resources()
         self.resources.validate(self.describe(name))
         self.params = self.resolve_params(name, params)
         self.setup()

@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from serec.enhancers.base import Enhancer, EnhancerResources
+from serec.enhancers.base import Enhancer
+from serec.resources import Resources
 
 BUILTIN_KINDS: dict[str, str] = {
     "passthrough": "serec.enhancers.passthrough",
@@ -108,7 +109,7 @@ class EnhancerSpec:
     name: str
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
-    resources: EnhancerResources = field(default_factory=EnhancerResources)
+    resources: Resources = field(default_factory=Resources)
 
     @property
     def enhancer_class(self) -> type[Enhancer]:
@@ -142,7 +143,7 @@ def parse_enhancer_spec(name: str, entry: Mapping[str, Any] | None) -> EnhancerS
     if not isinstance(kind, str):
         raise ValueError(f"{owner}: 'kind' must be a string, got {kind!r}")
     cls = enhancer_class(kind, owner)
-    resources = EnhancerResources.from_mapping(params.pop("resources", None),
+    resources = Resources.from_mapping(params.pop("resources", None),
                                                cls.describe(name))
     return EnhancerSpec(name, kind, cls.resolve_params(name, params), resources)
 

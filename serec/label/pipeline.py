@@ -28,7 +28,8 @@ from serec.label.stages import (
     SCORE_FIELDS,
     Enhance,
     Score,
-    decode_batch,
+    add_decode,
+    as_float,
     from_bytes,
     output_column,
 )
@@ -54,21 +55,16 @@ def build_dataset(todo: pd.DataFrame, config: SerecConfig, keep_audio: bool) -> 
     decode = config.label.decode
     specs = parse_enhancer_specs(config.enhancers)
     ds = dataset_from_frame(todo, decode.batch_size)
-    ds = ds.map_batches(decode_batch, batch_format="pandas", batch_size=decode.batch_size,
-                        num_cpus=decode.num_cpus,
-                        fn_kwargs=dict(min_seconds=config.label.min_seconds,
-                                       max_seconds=config.label.max_seconds))
+    ds = add_decode(ds, decode, config.label.min_seconds, config.label.max_seconds)
     for name, spec in specs.items():
-        res = spec.resources
         ds = ds.map_batches(
             Enhance, fn_constructor_kwargs=dict(name=name, entry=config.enhancers[name]),
-            compute=ray.data.ActorPoolStrategy(min_size=res.min_actors, max_size=res.max_actors),
-            batch_size=res.batch_size, batch_format="pandas", **res.ray_remote_args())
+            **spec.resources.actor_pool_args())
     dnsmos = config.dnsmos
     return ds.map_batches(Score, fn_constructor_kwargs=dict(
         systems=list(specs), personalized=dnsmos.personalized, keep_audio=keep_audio,
         use_gpu=dnsmos.num_gpus > 0, max_windows_per_run=dnsmos.max_windows_per_run),
-        **dnsmos.map_batches_args())
+        **dnsmos.actor_pool_args())
 
 
 @dataclass
@@ -83,11 +79,6 @@ class _Tables:
         return len(self.labels) + len(self.rejects)
 
 
-def _num(value: object) -> float:
-    """A float from a cell that may hold None/NA (Arrow nulls come back as ``pd.NA``)."""
-    return float("nan") if value is None or pd.isna(value) else float(value)
-
-
 def score_rows(row: pd.Series, systems: list[str]) -> list[dict]:
     """Long-format rows (clip_id, system) for one clip."""
     rows = []
@@ -98,10 +89,10 @@ def score_rows(row: pd.Series, systems: list[str]) -> list[dict]:
         error = next((e for e in errors if isinstance(e, str) and e), None)
         rows.append(dict(
             clip_id=row["clip_id"], system=system,
-            **{f: _num(row[f"{system}__{f}"]) for f in SCORE_FIELDS},
-            seconds=_num(row[f"sec__{system}"]) if enhancer else 0.0,
-            dnsmos_seconds=_num(row[f"{system}__dnsmos_s"]),
-            audio_s=_num(row["audio_s"]),
+            **{f: as_float(row[f"{system}__{f}"]) for f in SCORE_FIELDS},
+            seconds=as_float(row[f"sec__{system}"]) if enhancer else 0.0,
+            dnsmos_seconds=as_float(row[f"{system}__dnsmos_s"]),
+            audio_s=as_float(row["audio_s"]),
             node_id=str(row[f"node__{system}"]) if enhancer else str(row["score_node"]),
             error=error))
     return rows
@@ -109,12 +100,12 @@ def score_rows(row: pd.Series, systems: list[str]) -> list[dict]:
 
 def label_row(row: pd.Series, config: SerecConfig) -> dict | None:
     systems = list(config.enhancers)
-    ovr = {s: _num(row[f"{s}__ovr"]) for s in [NOISY, *systems]}
+    ovr = {s: as_float(row[f"{s}__ovr"]) for s in [NOISY, *systems]}
     decision = decide_label(ovr, config.candidates, config.label.fail_threshold)
     if decision is None:
         return None
     meta = {c: row.get(c) for c in ("path", "clean_path", "duration_s", *METADATA_COLUMNS)}
-    return dict(clip_id=row["clip_id"], **meta, **{f"{s}_ovr": _num(v) for s, v in ovr.items()},
+    return dict(clip_id=row["clip_id"], **meta, **{f"{s}_ovr": as_float(v) for s, v in ovr.items()},
                 best_system=decision.best_system, best_ovr=decision.best_ovr,
                 second_ovr=decision.second_ovr, margin=decision.margin, label=decision.label)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,10 @@ from serec.audio import (
 )
 from serec.quality.dnsmos import SCORE_COLUMNS
 from serec.ray_utils import node_id
+from serec.resources import Resources
+
+if TYPE_CHECKING:
+    import ray.data
 
 NOISY = "noisy"
 SCORE_FIELDS = SCORE_COLUMNS
@@ -42,6 +46,11 @@ def from_bytes(data: bytes | None) -> np.ndarray:
 
 def output_column(system: str) -> str:
     return f"out__{system}"
+
+
+def as_float(value: object) -> float:
+    """A float from a cell that may hold None/NA (Arrow nulls come back as ``pd.NA``)."""
+    return float("nan") if value is None or pd.isna(value) else float(value)
 
 
 def decode_clip(path: str, offset_s: float | None = None, duration_s: float | None = None,
@@ -81,6 +90,14 @@ def decode_batch(batch: pd.DataFrame, min_seconds: float = MIN_SECONDS,
     out["reject_reason"] = reasons
     out["audio_s"] = durations
     return out
+
+
+def add_decode(ds: ray.data.Dataset, resources: Resources, min_seconds: float,
+               max_seconds: float) -> ray.data.Dataset:
+    """Append the :func:`decode_batch` task stage with the ``label.decode`` resources."""
+    return ds.map_batches(decode_batch, batch_format="pandas", batch_size=resources.batch_size,
+                          fn_kwargs=dict(min_seconds=min_seconds, max_seconds=max_seconds),
+                          **resources.remote_args())
 
 
 class Enhance:

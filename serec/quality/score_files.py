@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from serec.audio import AudioRejected
+from serec.audio import MIN_SECONDS, AudioRejected
 from serec.data.manifest import find_audio
-from serec.label.stages import SCORE_FIELDS, decode_batch, decode_clip
+from serec.label.stages import SCORE_FIELDS, add_decode, decode_clip
+from serec.resources import Resources
 
 IN_PROCESS_MAX_FILES = 8
 NO_CROP = math.inf
@@ -44,11 +45,10 @@ def _score_with_ray(files: list[Path], personalized: bool, batch_size: int,
     init_ray(address)
     ds = ray.data.from_items([{"clip_id": str(p), "path": str(p)} for p in files],
                              override_num_blocks=max(1, math.ceil(len(files) / batch_size)))
-    ds = ds.map_batches(decode_batch, batch_format="pandas", batch_size=batch_size,
-                        num_cpus=0.25, fn_kwargs=dict(max_seconds=NO_CROP))
+    ds = add_decode(ds, Resources(num_cpus=0.25, batch_size=batch_size), MIN_SECONDS, NO_CROP)
     ds = ds.map_batches(Score, fn_constructor_kwargs=dict(systems=[], personalized=personalized),
-                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2),
-                        num_cpus=0.5, batch_size=batch_size, batch_format="pandas")
+                        **Resources(num_cpus=0.5, batch_size=batch_size,
+                                    max_actors=2).actor_pool_args())
     out = ds.to_pandas()
     frame = pd.DataFrame({"file": out["path"], "error": out["reject_reason"]})
     for f in SCORE_FIELDS:

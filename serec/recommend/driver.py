@@ -28,7 +28,7 @@ from serec.audio import TARGET_SR, write_wav
 from serec.config import ConfigError, SerecConfig
 from serec.enhancers.registry import enhancer_class, parse_enhancer_spec
 from serec.label.rule import ALL_FAILED
-from serec.label.stages import NOISY, Enhance, Score, decode_batch, from_bytes
+from serec.label.stages import NOISY, Enhance, Score, add_decode, as_float, from_bytes
 from serec.label.stages import output_column as out_column
 from serec.ray_utils import dataset_from_frame, init_ray
 from serec.recommend.inputs import collect_inputs
@@ -77,15 +77,9 @@ def _branch(routed: ray.data.Dataset, system: str, entry: dict[str, Any]) -> ray
                                 batch_size=None, num_cpus=filter_cpus)
     enhanced = subset.map_batches(
         Enhance, fn_constructor_kwargs=dict(name=system, entry=entry),
-        compute=ray.data.ActorPoolStrategy(min_size=res.min_actors, max_size=res.max_actors),
-        batch_size=res.batch_size, batch_format="pandas", **res.ray_remote_args())
+        **res.actor_pool_args())
     return enhanced.map_batches(name_output, fn_kwargs=dict(system=system),
                                 batch_format="pandas", batch_size=None, num_cpus=FILTER_CPUS)
-
-
-def _num(value: Any) -> float:
-    """A float from a cell that may hold None/NA (Arrow nulls come back as ``pd.NA``)."""
-    return float("nan") if value is None or pd.isna(value) else float(value)
 
 
 def _decision_row(row: pd.Series, classes: list[str], out_dir: Path, score: bool) -> dict:
@@ -99,17 +93,17 @@ def _decision_row(row: pd.Series, classes: list[str], out_dir: Path, score: bool
         write_wav(output, from_bytes(data), TARGET_SR)
     decision = {
         "path": row["path"], "name": row["name"], "clip_id": row["clip_id"],
-        "label": row["label"], "system": system, "confidence": _num(row["confidence"]),
+        "label": row["label"], "system": system, "confidence": as_float(row["confidence"]),
         "routed_to_expert": bool(row["routed_to_expert"]),
-        **{probability_column(c): _num(row[probability_column(c)]) for c in classes},
-        "router_s": _num(row["router_s"]), "enhancer_s": _num(row["enhancer_s"]),
-        "audio_s": _num(row["audio_s"]), "output": str(output) if output else None,
+        **{probability_column(c): as_float(row[probability_column(c)]) for c in classes},
+        "router_s": as_float(row["router_s"]), "enhancer_s": as_float(row["enhancer_s"]),
+        "audio_s": as_float(row["audio_s"]), "output": str(output) if output else None,
         "enhancer_error": error,
     }
     if score:
         for prefix, system_name in (("noisy", NOISY), ("output", OUTPUT)):
             for field in ("sig", "bak", "ovr", "p808"):
-                decision[f"{prefix}_{field}"] = _num(row[f"{system_name}__{field}"])
+                decision[f"{prefix}_{field}"] = as_float(row[f"{system_name}__{field}"])
         score_error = row.get(f"{OUTPUT}__score_error")
         decision["score_error"] = score_error if isinstance(score_error, str) else None
     return decision
@@ -148,7 +142,7 @@ def recommend_files(run: RunDir, config: SerecConfig, inputs: list[str], out_dir
             if score:
                 enhanced = enhanced.map_batches(Score, fn_constructor_kwargs=dict(
                     systems=[OUTPUT], personalized=config.dnsmos.personalized, keep_audio=True,
-                    use_gpu=config.dnsmos.num_gpus > 0), **config.dnsmos.map_batches_args())
+                    use_gpu=config.dnsmos.num_gpus > 0), **config.dnsmos.actor_pool_args())
             for batch in enhanced.iter_batches(batch_format="pandas", batch_size=None):
                 for _, row in batch.iterrows():
                     rows.append(_decision_row(row, two_stage.classes, out, score))
@@ -173,15 +167,12 @@ def _routed_dataset(run: RunDir, config: SerecConfig, files: pd.DataFrame,
     each system's branch reads the routed blocks without routing again."""
     decode = config.label.decode
     ds = dataset_from_frame(files, decode.batch_size)
-    ds = ds.map_batches(decode_batch, batch_format="pandas", batch_size=decode.batch_size,
-                        num_cpus=decode.num_cpus,
-                        fn_kwargs=dict(min_seconds=config.label.min_seconds,
-                                       max_seconds=math.inf))
+    ds = add_decode(ds, decode, config.label.min_seconds, math.inf)
     router_pool = config.features  # the router computes features; it shares their resources
     ds = ds.map_batches(Route, fn_constructor_kwargs=dict(
         run_root=run.root, threshold=threshold, fallback=config.recommend.fallback,
         max_seconds=config.label.max_seconds,
-        threads=max(1, int(round(router_pool.num_cpus)))), **router_pool.map_batches_args())
+        threads=max(1, int(round(router_pool.num_cpus)))), **router_pool.actor_pool_args())
     return ds.materialize()
 
 

@@ -15,7 +15,6 @@ from serec.audio import TARGET_SR
 from serec.enhancers import (
     EnhancementError,
     Enhancer,
-    EnhancerResources,
     EnhancerSpec,
     MissingDependencyError,
     available_kinds,
@@ -26,6 +25,7 @@ from serec.enhancers import (
 )
 from serec.enhancers import registry as registry_module
 from serec.enhancers.deepfilternet3 import DeepFilterNet3
+from serec.resources import Resources
 from tests.enhancers.signals import OFFLINE_KINDS, lag_and_peak, speech_like
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,8 +60,8 @@ def test_parse_named_instances_of_one_kind() -> None:
     assert full.params["atten_lim_db"] == 100.0
     assert mild.params == {**full.params, "atten_lim_db": 12.0}
     assert isinstance(mild.params["atten_lim_db"], float)
-    assert mild.resources == EnhancerResources(batch_size=8, max_actors=3)
-    assert full.resources == EnhancerResources()
+    assert mild.resources == Resources(batch_size=8, max_actors=3)
+    assert full.resources == Resources()
     assert mild.to_dict()["resources"]["batch_size"] == 8
     assert pickle.loads(pickle.dumps(mild)) == mild
 
@@ -195,7 +195,7 @@ def test_register_custom_kind_and_default_resampling_path(scratch_registry) -> N
     register_enhancer("half_gain")(HalfGain)
     assert "half_gain" in available_kinds()
     spec = parse_enhancer_specs({"quiet": {"kind": "half_gain", "gain": 0.25}})["quiet"]
-    assert spec == EnhancerSpec("quiet", "half_gain", {"gain": 0.25}, EnhancerResources())
+    assert spec == EnhancerSpec("quiet", "half_gain", {"gain": 0.25}, Resources())
     assert spec.native_sr == 8_000
     enhancer = spec.build()
     assert HalfGain.setup_calls == 1  # loaded once, in __init__
@@ -242,13 +242,3 @@ def test_broken_outputs_and_inputs_raise(scratch_registry) -> None:
         passthrough.enhance(np.array([0.0, np.inf], np.float32))
     loud = np.array([2.0, -3.0, 0.5], np.float32)
     np.testing.assert_array_equal(passthrough.enhance(loud), [1.0, -1.0, 0.5])
-
-
-def test_resources_ray_arguments() -> None:
-    resources = EnhancerResources.from_mapping(
-        {"num_cpus": 1, "num_gpus": 0.25, "runtime_env": {"pip": ["x"]}}, "enhancer 'e'")
-    assert resources.ray_remote_args() == {"num_cpus": 1, "num_gpus": 0.25,
-                                           "runtime_env": {"pip": ["x"]}}
-    assert EnhancerResources().ray_remote_args() == {"num_cpus": 0.5, "num_gpus": 0.0}
-    with pytest.raises(ValueError, match="num_gpus"):
-        EnhancerResources(num_gpus=-1).validate()
