@@ -92,7 +92,7 @@ def stage_task(run: RunDir, stage: str, config: TrainConfig) -> StageTask:
     if stage not in STAGES:
         raise ValueError(f"unknown stage '{stage}'; expected one of {STAGES}")
     frame = labeled_splits(run)
-    frame = frame[~frame["is_test"]].sort_values("clip_id").reset_index(drop=True)
+    frame = frame[~frame["is_test"]].reset_index(drop=True)
     if frame.empty:
         raise ValueError("the split holds no training clips")
     majority = config.majority or majority_label(frame["label"])

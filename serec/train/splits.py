@@ -104,11 +104,13 @@ def make_splits(run: RunDir, folds: int = 5, test_fraction: float = 0.15,
 
 
 def labeled_splits(run: RunDir) -> pd.DataFrame:
-    """The labels table joined with the split (clips without a split row are dropped)."""
+    """The labels table joined with the split, sorted by clip_id (labels parts arrive in
+    streaming order); clips without a split row are dropped."""
     if not run.exists(SPLITS):
         raise FileNotFoundError(f"{run.path(SPLITS)} does not exist; run `serec split` first")
     splits = run.read_pandas(SPLITS)
-    return run.read_pandas(LABELS).merge(splits, on="clip_id", how="inner")
+    frame = run.read_pandas(LABELS).merge(splits, on="clip_id", how="inner")
+    return frame.sort_values("clip_id", kind="stable").reset_index(drop=True)
 
 
 def fold_frames(run: RunDir, fold: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -97,3 +97,14 @@ def test_make_splits_and_fold_frames(tmp_path):
         assert len(train) + len(val) + len(test) == len(frame)
     with pytest.raises(ValueError, match="fold 3 does not exist"):
         fold_frames(run, 3)
+
+
+def test_frames_come_in_clip_id_order_whatever_the_part_order(tmp_path):
+    run = RunDir.of(tmp_path / "run")
+    frame = labels_frame(n_speakers=12).sort_values("clip_id", ascending=False)
+    for half in (frame.iloc[: len(frame) // 2], frame.iloc[len(frame) // 2:]):
+        run.append_part(LABELS, pa.Table.from_pandas(half, preserve_index=False))
+    make_splits(run, folds=2, test_fraction=0.25, seed=0)
+    assert test_frame(run)["clip_id"].is_monotonic_increasing
+    for k in range(2):
+        assert all(part["clip_id"].is_monotonic_increasing for part in fold_frames(run, k))
