@@ -53,20 +53,29 @@ def regret_png(regret: np.ndarray, title: str = "router regret (oracle - chosen 
     return _png(fig)
 
 
-def quality_compute_png(rows: Sequence[dict[str, Any]]) -> bytes:
-    """Mean OVR against compute seconds per clip, one labelled point per headline row."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+def compute_quality_points(rows: Sequence[dict[str, Any]]) -> dict[tuple[float, float],
+                                                                    list[str]]:
+    """Headline rows grouped by their (compute s/clip, mean OVR) point; rows without both are
+    left out. The best single enhancer appears under two names at one point."""
+    points: dict[tuple[float, float], list[str]] = {}
     for row in rows:
         x, y = row.get("compute_s"), row.get("mean_ovr")
         if x is None or y is None or not (np.isfinite(x) and np.isfinite(y)):
             continue
-        router = str(row["system"]).startswith(("router", "full", "features"))
-        ax.scatter([x], [y], s=70 if router else 40,
-                   marker="*" if router else ("D" if row["system"] == "oracle" else "o"))
-        ax.annotate(str(row["system"]), (x, y), textcoords="offset points", xytext=(5, 4),
-                    fontsize=8)
+        points.setdefault((float(x), float(y)), []).append(str(row["system"]))
+    return points
+
+
+def quality_compute_png(rows: Sequence[dict[str, Any]]) -> bytes:
+    """Mean OVR against compute seconds per clip, one legend entry per point."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for (x, y), names in compute_quality_points(rows).items():
+        router = any(n.startswith(("router", "full", "features")) for n in names)
+        marker = "*" if router else ("D" if "oracle" in names else "o")
+        ax.scatter([x], [y], s=90 if router else 45, marker=marker, label=" = ".join(names))
     ax.set_xlabel("compute per clip (s)")
     ax.set_ylabel("mean DNSMOS OVR")
     ax.set_title("quality versus compute (test set)")
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     return _png(fig)
