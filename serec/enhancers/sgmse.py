@@ -1,6 +1,7 @@
 """SGMSE+ (sp-uhh/sgmse, PyPI ``sgmse``): score-based diffusion in the complex STFT domain.
 
-The adapter imports the upstream package and drives it the way upstream's ``enhancement.py``
+The adapter imports the upstream code, from the installed ``sgmse`` package or from a source
+checkout (``source_dir``), and drives it the way upstream's ``enhancement.py``
 does: normalise by the noisy peak, STFT and spectral transform of the checkpoint's data module,
 pad to a multiple of 64 frames, reverse sampling (PC or ODE for the OUVE SDE, the Schrödinger
 bridge sampler for SBVE), inverse transform and ISTFT, undo the normalisation. Upstream's own
@@ -9,23 +10,31 @@ bridge sampler for SBVE), inverse transform and ISTFT, undo the normalisation. U
 Each clip's sampling noise is seeded from the clip's samples and ``seed``, so labels are
 reproducible. The native rate follows the checkpoint (48 kHz for ``ncsnpp_48k``/EARS models,
 else the model's ``sr`` hyperparameter, 16 kHz for the VB-DMD/WSJ0 checkpoints).
+
+On a machine where CUDA is available, upstream's NCSN++ compiles its CUDA kernels when it is
+imported, from ``.cpp``/``.cu`` files beside it. The ``sgmse==0.1.2`` wheel on PyPI leaves those
+files out, so on GPU nodes use a source checkout (``source_dir``); the adapter says so up front.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import sys
 import types
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from serec.enhancers.base import Enhancer
+from serec.enhancers.base import Enhancer, MissingDependencyError
 from serec.enhancers.checkpoints import (
     ModuleConflictError,
     check_choice,
     check_positive_int,
     clip_seed,
+    import_from_checkout,
     import_required,
     load_lightning_checkpoint,
     module_locations,
@@ -34,6 +43,7 @@ from serec.enhancers.checkpoints import (
     require_path_param,
     require_trust,
     seeded_torch,
+    source_checkout,
     training_only_modules,
 )
 from serec.enhancers.registry import register_enhancer
@@ -56,6 +66,12 @@ TRAINING_ONLY_MODULES = ("torchaudio", "torch_pesq")
 """Imported at module level by ``sgmse`` but used only to read files while training and for
 the PESQ training loss; torchaudio has no build for serec's torch pin."""
 
+CUDA_KERNEL_SOURCES = ("backbones/ncsnpp_utils/op/upfirdn2d.cpp",
+                       "backbones/ncsnpp_utils/op/upfirdn2d_kernel.cu")
+"""Compiled by upstream at import time whenever CUDA is available (paths inside ``sgmse/``)."""
+CHECKOUT_MARKERS = ("sgmse/model.py", "sgmse/data_module.py",
+                    *(f"sgmse/{source}" for source in CUDA_KERNEL_SOURCES))
+
 SAMPLER_TYPES = ("pc", "ode", "sde")
 PREDICTORS = ("reverse_diffusion", "euler_maruyama", "none")
 CORRECTORS = ("ald", "langevin", "none")
@@ -64,27 +80,53 @@ REFLECTION_PAD_BACKBONES = ("ncsnpp_48k", "ncsnpp_v2")
 """As upstream's enhancement.py: these backbones pad spectrograms by reflection, others by zeros."""
 
 
-def load_sgmse(owner: str = "sgmse") -> types.SimpleNamespace:
-    """Import the upstream ``sgmse`` package: ``ScoreModel``, ``SpecsDataModule``, ``pad_spec``.
+def load_sgmse(owner: str = "sgmse", source_dir: str | None = None) -> types.SimpleNamespace:
+    """Import upstream SGMSE+ (``ScoreModel``, ``SpecsDataModule``, ``pad_spec``) from the
+    installed package or, with ``source_dir``, from a source checkout.
 
-    Raises :class:`MissingDependencyError` naming the pip package that is missing, and
-    :class:`ModuleConflictError` if ``sgmse`` in this process is StoRM's package of that name.
+    Raises :class:`MissingDependencyError` naming the pip package that is missing (or the
+    checkout that CUDA needs), and :class:`ModuleConflictError` if ``sgmse`` in this process is
+    StoRM's package of that name or another copy.
     """
     import_required(INFERENCE_DEPENDENCIES, owner)
-    with training_only_modules(TRAINING_ONLY_MODULES):
-        import_required(UPSTREAM_MODULES, owner)
-    import sgmse.data_module
-    import sgmse.model
-    import sgmse.util.other
-
-    if hasattr(sgmse.model, "StochasticRegenerationModel"):
-        where = ", ".join(str(p) for p in module_locations(sgmse)) or "unknown"
+    if source_dir is None:
+        _check_package_can_import_on_this_machine(owner)
+        with training_only_modules(TRAINING_ONLY_MODULES):
+            import_required(UPSTREAM_MODULES, owner)
+        import sgmse.data_module as data_module
+        import sgmse.model as model
+        import sgmse.util.other as other
+    else:
+        source = source_checkout(source_dir, owner, "source_dir", CHECKOUT_MARKERS)
+        with training_only_modules(TRAINING_ONLY_MODULES):
+            model = import_from_checkout(source, "sgmse.model", ["sgmse"], owner)
+            data_module = import_from_checkout(source, "sgmse.data_module", ["sgmse"], owner)
+            other = import_from_checkout(source, "sgmse.util.other", ["sgmse"], owner)
+    if hasattr(model, "StochasticRegenerationModel"):
+        where = ", ".join(str(p) for p in module_locations(sys.modules["sgmse"])) or "unknown"
         raise ModuleConflictError(
             f"{owner}: the module 'sgmse' in this process is StoRM's code (from {where}), not "
-            f"the SGMSE+ package; run StoRM enhancers in their own Ray runtime_env")
-    return types.SimpleNamespace(ScoreModel=sgmse.model.ScoreModel,
-                                 SpecsDataModule=sgmse.data_module.SpecsDataModule,
-                                 pad_spec=sgmse.util.other.pad_spec)
+            f"SGMSE+; run StoRM enhancers in their own Ray runtime_env")
+    return types.SimpleNamespace(ScoreModel=model.ScoreModel,
+                                 SpecsDataModule=data_module.SpecsDataModule,
+                                 pad_spec=other.pad_spec)
+
+
+def _check_package_can_import_on_this_machine(owner: str) -> None:
+    """With CUDA available, the installed package must ship the kernel sources it compiles."""
+    import torch
+
+    spec = importlib.util.find_spec("sgmse")
+    if spec is None or not spec.submodule_search_locations or not torch.cuda.is_available():
+        return
+    package = Path(next(iter(spec.submodule_search_locations)))
+    missing = [source for source in CUDA_KERNEL_SOURCES if not (package / source).is_file()]
+    if missing:
+        raise MissingDependencyError(
+            f"{owner}: the installed sgmse package ({package}) lacks the CUDA kernel sources "
+            f"that it compiles on import when CUDA is available ({', '.join(missing)}; the "
+            f"PyPI wheel sgmse==0.1.2 leaves them out). Set 'source_dir' to a checkout of "
+            f"https://github.com/sp-uhh/sgmse, or run this enhancer where CUDA is not visible")
 
 
 def checkpoint_sample_rate(backbone: str, model_sr: int | None) -> int:
@@ -102,6 +144,7 @@ class SGMSE(Enhancer):
     default_params = {
         "checkpoint": None,
         "trust_checkpoint": False,
+        "source_dir": None,
         "sampler_type": "pc",
         "predictor": "reverse_diffusion",
         "corrector": "ald",
@@ -116,6 +159,8 @@ class SGMSE(Enhancer):
     @classmethod
     def check_params(cls, owner: str, params: Mapping[str, Any]) -> None:
         require_path_param(owner, params, "checkpoint")
+        if params["source_dir"] is not None:
+            require_path_param(owner, params, "source_dir")
         require_trust(owner, params, "an SGMSE+ checkpoint is a pickled Lightning checkpoint "
                                      "(its hyperparameters hold Python classes).")
         check_choice(owner, params, "sampler_type", SAMPLER_TYPES)
@@ -134,7 +179,7 @@ class SGMSE(Enhancer):
     def setup(self) -> None:
         owner = self.describe(self.name)
         path = readable_file(self.params["checkpoint"], owner, "checkpoint")
-        upstream = load_sgmse(owner)
+        upstream = load_sgmse(owner, self.params["source_dir"])
         import torch
 
         self._torch = torch

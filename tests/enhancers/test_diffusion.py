@@ -32,7 +32,7 @@ from serec.enhancers.checkpoints import (
     source_checkout,
     training_only_modules,
 )
-from serec.enhancers.sgmse import checkpoint_sample_rate
+from serec.enhancers.sgmse import checkpoint_sample_rate, load_sgmse
 
 SR = 16_000
 
@@ -124,12 +124,57 @@ def test_import_from_checkout_refuses_a_foreign_module_of_the_same_name(
 
 
 # ----- SGMSE+ end to end on a tiny random model -----------------------------------------------
+SGMSE_SOURCE = os.environ.get("SEREC_SGMSE_SRC") or None
+"""A sp-uhh/sgmse checkout to load instead of the installed package (needed where CUDA is)."""
+
+
+def installed_sgmse_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("sgmse")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("the sgmse package is not installed here")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def test_package_without_kernel_sources_is_refused_where_cuda_is(monkeypatch) -> None:
+    import torch
+
+    from serec.enhancers.sgmse import CUDA_KERNEL_SOURCES
+
+    package = installed_sgmse_dir()
+    if all((package / source).is_file() for source in CUDA_KERNEL_SOURCES):
+        pytest.skip(f"the sgmse package at {package} ships its CUDA kernel sources")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(MissingDependencyError, match="'source_dir' to a checkout"):
+        load_sgmse("test")
+
+
+def test_source_dir_loads_sgmse_from_a_checkout(tmp_path: Path) -> None:
+    """A copy of the installed package laid out as a checkout is what gets imported."""
+    import shutil
+    import subprocess
+
+    from serec.enhancers.sgmse import CUDA_KERNEL_SOURCES
+
+    checkout = tmp_path / "sgmse-checkout"
+    shutil.copytree(installed_sgmse_dir(), checkout / "sgmse",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for source in CUDA_KERNEL_SOURCES:  # never compiled here: CUDA is hidden below
+        (checkout / "sgmse" / source).touch()
+    script = ("import sys; from serec.enhancers.sgmse import load_sgmse; "
+              "upstream = load_sgmse('test', sys.argv[1]); "
+              "print(sys.modules[upstream.ScoreModel.__module__].__file__)")
+    done = subprocess.run([sys.executable, "-c", script, str(checkout)], capture_output=True,
+                          text=True, timeout=240, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert Path(done.stdout.strip().splitlines()[-1]) == checkout / "sgmse" / "model.py"
+
+
 @pytest.fixture(scope="module")
 def sgmse_upstream():
-    from serec.enhancers.sgmse import load_sgmse
-
     try:
-        return load_sgmse("test")
+        return load_sgmse("test", SGMSE_SOURCE)
     except MissingDependencyError as exc:
         pytest.skip(f"the sgmse package is not importable here: {exc}")
 
@@ -159,7 +204,7 @@ def tiny_sgmse_checkpoint(sgmse_upstream, tmp_path_factory) -> tuple[Path, list]
 
 def tiny_entry(path: Path, **overrides) -> dict:
     return {"kind": "sgmse", "checkpoint": str(path), "trust_checkpoint": True, "N": 3,
-            "corrector": "none", **overrides}
+            "corrector": "none", "source_dir": SGMSE_SOURCE, **overrides}
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +249,29 @@ def test_sgmse_seed_changes_the_sample(tiny_sgmse, tiny_sgmse_checkpoint, rng) -
     reseeded = other.enhance(clip)
     assert reseeded.shape == reference.shape
     assert np.abs(reseeded - reference).max() > 1e-4
+
+
+@pytest.mark.timeout(300)
+def test_sgmse_on_cuda_matches_the_cpu_weights(tiny_sgmse, tiny_sgmse_checkpoint, rng) -> None:
+    """GPU only: ``num_gpus`` puts the model and the sampling on CUDA, reproducibly."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here")
+    on_gpu = build_enhancer("sgmse_gpu", tiny_entry(tiny_sgmse_checkpoint[0],
+                                                    resources={"num_gpus": 1}))
+    assert on_gpu.device == "cuda"
+    assert all(p.is_cuda for p in on_gpu.model.parameters())
+    for gpu, cpu in zip(on_gpu.model.dnn.parameters(), tiny_sgmse.model.dnn.parameters(),
+                        strict=True):
+        torch.testing.assert_close(gpu.detach().cpu(), cpu.detach())
+    clip_a, clip_b = speech_like(rng, 0.25), speech_like(rng, 0.19)
+    first = on_gpu.enhance_batch([clip_a, clip_b])
+    for clip, out in zip([clip_a, clip_b], first, strict=True):
+        assert out.dtype == np.float32 and out.shape == clip.shape
+        assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
+        assert not np.allclose(out, clip, atol=1e-3)
+    np.testing.assert_array_equal(on_gpu.enhance(clip_b), first[1])
 
 
 # ----- StoRM and CDiffuSE on upstream checkouts -------------------------------------------------
