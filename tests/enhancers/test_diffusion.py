@@ -46,6 +46,18 @@ def speech_like(rng: np.random.Generator, seconds: float) -> np.ndarray:
     return (clip / np.max(np.abs(clip)) * 0.6).astype(np.float32)
 
 
+def enhance_and_check(enhancer, clips: list[np.ndarray]) -> list[np.ndarray]:
+    """Enhance ``clips`` as one batch: same shapes, finite, in range, changed; and the last
+    clip alone, in another batch position, gets the same sampling noise (same output)."""
+    outputs = enhancer.enhance_batch(clips)
+    for clip, out in zip(clips, outputs, strict=True):
+        assert out.dtype == np.float32 and out.shape == clip.shape
+        assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
+        assert not np.allclose(out, clip, atol=1e-3)
+    np.testing.assert_array_equal(enhancer.enhance(clips[-1]), outputs[-1])
+    return outputs
+
+
 # ----- configuration gate (no upstream package needed) ----------------------------------------
 def test_untrusted_checkpoint_is_refused_before_the_file_is_touched(tmp_path: Path) -> None:
     never_created = tmp_path / "never_created.ckpt"
@@ -229,14 +241,8 @@ def test_sgmse_output_is_aligned_finite_and_reproducible(tiny_sgmse, rng) -> Non
 
     clip_a, clip_b = speech_like(rng, 0.25), speech_like(rng, 0.19)
     state_before = torch.random.get_rng_state()
-    first = tiny_sgmse.enhance_batch([clip_a, clip_b])
+    enhance_and_check(tiny_sgmse, [clip_a, clip_b])
     assert torch.equal(torch.random.get_rng_state(), state_before)  # global RNG untouched
-    for clip, out in zip([clip_a, clip_b], first, strict=True):
-        assert out.dtype == np.float32 and out.shape == clip.shape
-        assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
-        assert not np.allclose(out, clip, atol=1e-3)
-    # the same clip alone, in another batch position, gets the same sampling noise
-    np.testing.assert_array_equal(tiny_sgmse.enhance(clip_b), first[1])
     silent = np.zeros(4000, dtype=np.float32)
     np.testing.assert_array_equal(tiny_sgmse.enhance(silent), silent)
 
@@ -266,12 +272,7 @@ def test_sgmse_on_cuda_matches_the_cpu_weights(tiny_sgmse, tiny_sgmse_checkpoint
                         strict=True):
         torch.testing.assert_close(gpu.detach().cpu(), cpu.detach())
     clip_a, clip_b = speech_like(rng, 0.25), speech_like(rng, 0.19)
-    first = on_gpu.enhance_batch([clip_a, clip_b])
-    for clip, out in zip([clip_a, clip_b], first, strict=True):
-        assert out.dtype == np.float32 and out.shape == clip.shape
-        assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
-        assert not np.allclose(out, clip, atol=1e-3)
-    np.testing.assert_array_equal(on_gpu.enhance(clip_b), first[1])
+    enhance_and_check(on_gpu, [clip_a, clip_b])
 
 
 # ----- StoRM and CDiffuSE on upstream checkouts -------------------------------------------------
@@ -344,12 +345,7 @@ def test_cdiffuse_tiny_model_end_to_end(tiny_cdiffuse_checkpoints, rng) -> None:
     assert len(enhancer.schedule[0]) == 6  # upstream's fast inference schedule
     assert enhancer.model.params.residual_channels == 8  # architecture from the checkpoint
     clip_a, clip_b = speech_like(rng, 0.3), speech_like(rng, 0.21)
-    first = enhancer.enhance_batch([clip_a, clip_b])
-    for clip, out in zip([clip_a, clip_b], first, strict=True):
-        assert out.dtype == np.float32 and out.shape == clip.shape
-        assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
-        assert not np.allclose(out, clip, atol=1e-3)
-    np.testing.assert_array_equal(enhancer.enhance(clip_b), first[1])
+    first = enhance_and_check(enhancer, [clip_a, clip_b])
     reseeded = build_or_skip("cdiffuse_seed1", {**entry, "seed": 1}).enhance(clip_a)
     assert np.abs(reseeded - first[0]).max() > 1e-4
 
