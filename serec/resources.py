@@ -51,8 +51,9 @@ class Resources:
 
         for key in ("num_cpus", "num_gpus", "memory_gb"):
             value = getattr(self, key)
-            if not (value is None and key == "memory_gb") and not (
-                    _is_number(value) and value >= 0):
+            if key == "memory_gb" and value is None:
+                continue
+            if not (_is_number(value) and value >= 0):
                 raise bad(key, f"must be a number >= 0, got {value!r}")
         for key in ("batch_size", "min_actors", "max_actors"):
             value = getattr(self, key)

@@ -69,6 +69,13 @@ def check_positive_int(owner: str, params: Mapping[str, Any], key: str,
                          f"{' or null' if allow_none else ''}, got {value!r}")
 
 
+def check_positive(owner: str, params: Mapping[str, Any], key: str) -> None:
+    """``ValueError`` unless the number ``params[key]`` is > 0 (its type is checked against
+    the kind's default when the entry is parsed)."""
+    if params[key] <= 0:
+        raise ValueError(f"{owner}: parameter {key!r} must be > 0, got {params[key]}")
+
+
 def check_choice(owner: str, params: Mapping[str, Any], key: str,
                  choices: Sequence[str]) -> None:
     """``ValueError`` unless ``params[key]`` is one of ``choices``."""

@@ -143,8 +143,7 @@ def parse_enhancer_spec(name: str, entry: Mapping[str, Any] | None) -> EnhancerS
     if not isinstance(kind, str):
         raise ValueError(f"{owner}: 'kind' must be a string, got {kind!r}")
     cls = enhancer_class(kind, owner)
-    resources = Resources.from_mapping(params.pop("resources", None),
-                                               cls.describe(name))
+    resources = Resources.from_mapping(params.pop("resources", None), cls.describe(name))
     return EnhancerSpec(name, kind, cls.resolve_params(name, params), resources)
 
 

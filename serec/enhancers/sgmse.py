@@ -32,6 +32,7 @@ from serec.enhancers.base import Enhancer, MissingDependencyError
 from serec.enhancers.checkpoints import (
     ModuleConflictError,
     check_choice,
+    check_positive,
     check_positive_int,
     clip_seed,
     import_from_checkout,
@@ -169,8 +170,7 @@ class SGMSE(Enhancer):
         check_positive_int(owner, params, "corrector_steps")
         check_positive_int(owner, params, "N", allow_none=True)
         check_positive_int(owner, params, "sample_rate", allow_none=True)
-        if params["snr"] <= 0:
-            raise ValueError(f"{owner}: parameter 'snr' must be > 0, got {params['snr']}")
+        check_positive(owner, params, "snr")
         t_eps = params["t_eps"]
         if t_eps is not None and (isinstance(t_eps, bool) or not isinstance(t_eps, (int, float))
                                   or not 0 < t_eps < 1):

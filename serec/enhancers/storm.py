@@ -22,6 +22,7 @@ import numpy as np
 from serec.enhancers.base import Enhancer
 from serec.enhancers.checkpoints import (
     check_choice,
+    check_positive,
     check_positive_int,
     clip_seed,
     import_from_checkout,
@@ -94,8 +95,7 @@ class StoRM(Enhancer):
         check_choice(owner, params, "corrector", CORRECTORS)
         check_positive_int(owner, params, "corrector_steps")
         check_positive_int(owner, params, "N")
-        if params["snr"] <= 0:
-            raise ValueError(f"{owner}: parameter 'snr' must be > 0, got {params['snr']}")
+        check_positive(owner, params, "snr")
 
     def setup(self) -> None:
         owner = self.describe(self.name)

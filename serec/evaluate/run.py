@@ -97,7 +97,7 @@ def evaluation_frame(run: RunDir) -> pd.DataFrame:
         frame = frame.merge(features, on="clip_id", how="left")
     frame["clip_id"] = frame["clip_id"].astype(str)
     frame["label"] = frame["label"].astype(str)
-    return frame.sort_values("clip_id").reset_index(drop=True)
+    return frame  # in clip_id order: labeled_splits sorts, left merges keep the order
 
 
 def passthrough_systems(config: SerecConfig) -> set[str]:

@@ -105,7 +105,7 @@ def label_row(row: pd.Series, config: SerecConfig) -> dict | None:
     if decision is None:
         return None
     meta = {c: row.get(c) for c in ("path", "clean_path", "duration_s", *METADATA_COLUMNS)}
-    return dict(clip_id=row["clip_id"], **meta, **{f"{s}_ovr": as_float(v) for s, v in ovr.items()},
+    return dict(clip_id=row["clip_id"], **meta, **{f"{s}_ovr": v for s, v in ovr.items()},
                 best_system=decision.best_system, best_ovr=decision.best_ovr,
                 second_ovr=decision.second_ovr, margin=decision.margin, label=decision.label)
 
