@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN ?= runs/demo
 CLIPS ?=
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+CONSTRAINTS ?= constraints/cpu.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha1sum | cut -c1-12)
 DEV_STAMP := $(STAMP)-dev
 
 .PHONY: demo test lint install install-dev clean
@@ -13,13 +14,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+# The local machine's extras: CPU ONNX runtime and the demo's offline enhancers and TTS.
+$(STAMP): $(BIN)/python pyproject.toml $(CONSTRAINTS)
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[cpu,demo]'
 	touch $@
 
 # sgmse declares numpy<2/torchaudio/wandb it does not need for inference: --no-deps.
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,diffusion]'
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[cpu,demo,dev,diffusion]'
 	$(BIN)/pip install --quiet --no-deps sgmse==0.1.2
 	touch $@
 

@@ -4,8 +4,17 @@ The adapter imports upstream's ``inference`` and ``preprocess`` modules from a s
 (``source_dir``: the repository root or its ``src/cdiffuse``) and uses them as upstream's
 inference script does: the conditioner is ``preprocess.make_spectrum`` of the noisy clip (log1p
 magnitude, ``n_fft`` bins, ``hop_samples`` hop; 513 bins for speech enhancement), the reverse
-process is ``inference.predict`` with ``inference.inference_schedule`` (the 6-step fast
-schedule unless ``fast_sampling: false``), and the output is cropped to the input length.
+process uses the coefficients of ``inference.inference_schedule`` (the 6-step fast schedule
+unless ``fast_sampling: false``), and the output is cropped to the input length.
+
+Upstream's ``inference.predict`` conditions every row of a batch on one noisy signal, so the
+adapter runs the conditional reverse process itself (Lu et al., "Conditional diffusion
+probabilistic model for speech enhancement", ICASSP 2022: per step, mix the current estimate
+and the noisy input with the schedule's c1/c2/c3, add the schedule's noise; at the last step
+blend in a fixed share of the noisy input) over a batch of clips, each row with its own
+noisy signal and its own seeded noise generator. Clips are padded with silence to a multiple
+of ``bucket_frames`` conditioner frames; clips that pad to the same size share a batch, and a
+clip is padded the same way alone (``bucket_frames: 1`` pads no more than upstream does).
 
 Upstream's modules are top-level modules with generic names (``model``, ``params``,
 ``inference``, ``preprocess``); the adapter refuses to load when other modules of those names
@@ -30,16 +39,21 @@ from typing import Any
 
 import numpy as np
 
-from serec.enhancers.base import Enhancer
+from serec.enhancers.batching import (
+    BATCH_PARAMS,
+    BatchedEnhancer,
+    check_batch_params,
+    item_generators,
+    item_noise,
+    padded_size,
+)
 from serec.enhancers.checkpoints import (
     UntrustedCheckpointError,
-    clip_seed,
+    check_positive_int,
     import_from_checkout,
     import_required,
-    peak,
     readable_file,
     require_path_param,
-    seeded_torch,
     source_checkout,
     training_only_modules,
 )
@@ -61,6 +75,8 @@ TRAINING_ONLY_MODULES = ("torchaudio", "torch.utils.tensorboard")
 """Imported at module level by upstream, used only to write files and training logs."""
 SPEECH_ENHANCEMENT_BINS = 513
 """Conditioner size of CDiffuSE's speech-enhancement models (upstream's ``--se`` default)."""
+FINAL_NOISY_SHARE = 0.2
+"""Share of the noisy input blended into the last reverse step (upstream's ``gamma``)."""
 
 
 def cdiffuse_sources(path: str, owner: str) -> Path:
@@ -106,7 +122,7 @@ def load_checkpoint(path: Path, trusted: bool, owner: str) -> dict:
 
 
 @register_enhancer("cdiffuse")
-class CDiffuSE(Enhancer):
+class CDiffuSE(BatchedEnhancer):
     """CDiffuSE conditional diffusion enhancer from an upstream checkout and checkpoint."""
 
     native_sr = 16_000  # replaced per instance by the model's params.sample_rate in setup()
@@ -116,12 +132,16 @@ class CDiffuSE(Enhancer):
         "trust_checkpoint": False,
         "fast_sampling": True,
         "seed": 0,
+        "bucket_frames": 32,   # conditioner frames (256 samples each); 1 = no extra padding
+        **BATCH_PARAMS,
     }
 
     @classmethod
     def check_params(cls, owner: str, params: Mapping[str, Any]) -> None:
         require_path_param(owner, params, "source_dir")
         require_path_param(owner, params, "checkpoint")
+        check_positive_int(owner, params, "bucket_frames")
+        check_batch_params(owner, params)
 
     def setup(self) -> None:
         owner = self.describe(self.name)
@@ -152,15 +172,36 @@ class CDiffuSE(Enhancer):
         log.info("%s: loaded %s from %s (%d reverse steps, %d Hz) on %s", owner, path, sources,
                  len(self.schedule[0]), self.native_sr, self.device)
 
-    def enhance_native(self, audio: np.ndarray) -> np.ndarray:
-        if peak(audio) == 0.0:  # upstream's make_spectrum divides by the peak
-            return np.zeros_like(audio)
+    def bucket_key(self, n_samples: int) -> int:
+        frames = 1 + n_samples // self.model.params.hop_samples  # librosa's centred STFT
+        return padded_size(frames, self.params["bucket_frames"])
+
+    def enhance_group(self, items: list[np.ndarray], seeds: list[int]) -> list[np.ndarray]:
         torch, model_params = self._torch, self.model.params
-        noisy = np.array(audio, dtype=np.float32)
-        with torch.no_grad(), seeded_torch(clip_seed(audio, self.params["seed"]), self.device):
+        frames = self.bucket_key(items[0].size)
+        spectra = np.zeros((len(items), SPEECH_ENHANCEMENT_BINS, frames), dtype=np.float32)
+        noisy = np.zeros((len(items), frames * model_params.hop_samples), dtype=np.float32)
+        for row, item in enumerate(items):
             spectrum, _, _ = self._preprocess.make_spectrum(
-                y=noisy, FRAMELENGTH=model_params.n_fft, SHIFT=model_params.hop_samples)
-            enhanced, _ = self._inference.predict(
-                torch.from_numpy(np.ascontiguousarray(spectrum, dtype=np.float32)), self.model,
-                noisy, *self.schedule, device=torch.device(self.device))
-        return enhanced[0, :audio.size].float().cpu().numpy()
+                y=np.array(item, dtype=np.float32), FRAMELENGTH=model_params.n_fft,
+                SHIFT=model_params.hop_samples)
+            spectra[row, :, :spectrum.shape[-1]] = spectrum
+            noisy[row, :item.size] = item
+        alpha, _, _, _, steps, c1, c2, c3, _, delta_bar = self.schedule
+        generators = item_generators(seeds, self.device)
+        with torch.no_grad():
+            condition = torch.from_numpy(spectra).to(self.device)
+            noisy_t = torch.from_numpy(noisy).to(self.device)
+            audio = noisy_t
+            for n in range(len(alpha) - 1, -1, -1):
+                step = torch.tensor([steps[n]], device=self.device)
+                predicted = self.model(audio, condition, step).squeeze(1)
+                if n > 0:
+                    audio = c1[n] * audio + c2[n] * noisy_t - c3[n] * predicted
+                    audio = audio + delta_bar[n] ** 0.5 * item_noise(generators, audio)
+                else:
+                    audio = c1[n] * audio - c3[n] * predicted
+                    audio = (1 - FINAL_NOISY_SHARE) * audio + FINAL_NOISY_SHARE * noisy_t
+                audio = torch.clamp(audio, -1.0, 1.0)
+            enhanced = audio.float().cpu().numpy()
+        return [enhanced[row, :item.size] for row, item in enumerate(items)]

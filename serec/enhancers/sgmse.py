@@ -3,13 +3,20 @@
 The adapter imports the upstream code, from the installed ``sgmse`` package or from a source
 checkout (``source_dir``), and drives it the way upstream's ``enhancement.py``
 does: normalise by the noisy peak, STFT and spectral transform of the checkpoint's data module,
-pad to a multiple of 64 frames, reverse sampling (PC or ODE for the OUVE SDE, the Schrödinger
-bridge sampler for SBVE), inverse transform and ISTFT, undo the normalisation. Upstream's own
-``ScoreModel.enhance`` is not used because it moves inputs to CUDA unconditionally.
+pad to a multiple of 64 frames (``bucket_frames``), reverse sampling (PC or ODE for the OUVE
+SDE, the Schrödinger bridge sampler for SBVE), inverse transform and ISTFT, undo the
+normalisation. Upstream's own ``ScoreModel.enhance`` is not used because it moves inputs to
+CUDA unconditionally.
 
-Each clip's sampling noise is seeded from the clip's samples and ``seed``, so labels are
-reproducible. The native rate follows the checkpoint (48 kHz for ``ncsnpp_48k``/EARS models,
-else the model's ``sr`` hyperparameter, 16 kHz for the VB-DMD/WSJ0 checkpoints).
+Clips of equal padded length are sampled as one batch (:mod:`serec.enhancers.batching`); each
+clip's sampling noise comes from its own generator seeded from its samples and ``seed``, so a
+clip's output does not depend on its batch-mates and labels are reproducible. Two samplers
+couple the clips of a batch and so run one clip at a time: the ODE sampler of OUVE
+checkpoints (one adaptive ``solve_ivp`` over the whole batch) and the ``langevin`` corrector
+(its step size uses the batch-mean gradient norm).
+
+The native rate follows the checkpoint (48 kHz for ``ncsnpp_48k``/EARS models, else the
+model's ``sr`` hyperparameter, 16 kHz for the VB-DMD/WSJ0 checkpoints).
 
 On a machine where CUDA is available, upstream's NCSN++ compiles its CUDA kernels when it is
 imported, from ``.cpp``/``.cu`` files beside it. The ``sgmse==0.1.2`` wheel on PyPI leaves those
@@ -28,13 +35,20 @@ from typing import Any
 
 import numpy as np
 
-from serec.enhancers.base import Enhancer, MissingDependencyError
+from serec.enhancers.base import MissingDependencyError
+from serec.enhancers.batching import (
+    BATCH_PARAMS,
+    BatchedEnhancer,
+    check_batch_params,
+    item_generators,
+    padded_size,
+    per_item_noise,
+)
 from serec.enhancers.checkpoints import (
     ModuleConflictError,
     check_choice,
     check_positive,
     check_positive_int,
-    clip_seed,
     import_from_checkout,
     import_required,
     load_lightning_checkpoint,
@@ -43,7 +57,6 @@ from serec.enhancers.checkpoints import (
     readable_file,
     require_path_param,
     require_trust,
-    seeded_torch,
     source_checkout,
     training_only_modules,
 )
@@ -138,7 +151,7 @@ def checkpoint_sample_rate(backbone: str, model_sr: int | None) -> int:
 
 
 @register_enhancer("sgmse")
-class SGMSE(Enhancer):
+class SGMSE(BatchedEnhancer):
     """SGMSE+ score-based diffusion enhancer from a Lightning checkpoint (EMA weights)."""
 
     native_sr = 16_000  # replaced per instance by the checkpoint's rate in setup()
@@ -155,6 +168,8 @@ class SGMSE(Enhancer):
         "t_eps": None,
         "sample_rate": None,
         "seed": 0,
+        "bucket_frames": 64,   # pad spectrograms to a multiple of this; upstream uses 64
+        **BATCH_PARAMS,
     }
 
     @classmethod
@@ -171,6 +186,12 @@ class SGMSE(Enhancer):
         check_positive_int(owner, params, "N", allow_none=True)
         check_positive_int(owner, params, "sample_rate", allow_none=True)
         check_positive(owner, params, "snr")
+        check_positive_int(owner, params, "bucket_frames")
+        if params["bucket_frames"] % 64:
+            raise ValueError(f"{owner}: parameter 'bucket_frames' must be a multiple of 64 "
+                             f"(NCSN++ halves the frame axis 6 times), got "
+                             f"{params['bucket_frames']}")
+        check_batch_params(owner, params)
         t_eps = params["t_eps"]
         if t_eps is not None and (isinstance(t_eps, bool) or not isinstance(t_eps, (int, float))
                                   or not 0 < t_eps < 1):
@@ -183,7 +204,6 @@ class SGMSE(Enhancer):
         import torch
 
         self._torch = torch
-        self._pad_spec = upstream.pad_spec
         self.device = self.torch_device()
         model = load_lightning_checkpoint(upstream.ScoreModel, path, self.device)
         if self.params["t_eps"] is not None:
@@ -216,15 +236,32 @@ class SGMSE(Enhancer):
         return model.get_pc_sampler(p["predictor"], p["corrector"], spec, N=p["N"],
                                     corrector_steps=p["corrector_steps"], snr=p["snr"])
 
-    def enhance_native(self, audio: np.ndarray) -> np.ndarray:
-        norm = peak(audio)
-        if norm == 0.0:
-            return np.zeros_like(audio)
+    def batch_limit(self) -> int:
+        coupled = (self.params["corrector"] == "langevin"
+                   or (self.sde_name == "OUVESDE" and self.params["sampler_type"] == "ode"))
+        return 1 if coupled else super().batch_limit()
+
+    def bucket_key(self, n_samples: int) -> int:
+        frames = 1 + n_samples // self.model.data_module.hop_length  # centred STFT
+        return padded_size(frames, self.params["bucket_frames"])
+
+    def _padded_spec(self, audio: np.ndarray) -> Any:
+        """Transformed spectrogram of one peak-normalised clip, (1, 1, F, bucket frames)."""
         torch, model = self._torch, self.model
-        with torch.no_grad(), seeded_torch(clip_seed(audio, self.params["seed"]), self.device):
-            noisy = torch.from_numpy(audio / norm).to(self.device).unsqueeze(0)
-            spec = torch.unsqueeze(model._forward_transform(model._stft(noisy)), 0)
-            spec = self._pad_spec(spec, mode=self.pad_mode)
-            sample, _ = self._sampler(spec)()
-            enhanced = model.to_audio(sample.squeeze(), audio.size) * norm
-        return enhanced.squeeze().float().cpu().numpy()
+        noisy = torch.from_numpy(audio).to(self.device).unsqueeze(0)
+        spec = torch.unsqueeze(model._forward_transform(model._stft(noisy)), 0)
+        pad = self.bucket_key(audio.size) - spec.shape[-1]
+        padder = (torch.nn.ReflectionPad2d if self.pad_mode == "reflection"
+                  else torch.nn.ZeroPad2d)((0, pad, 0, 0))
+        return padder(spec)
+
+    def enhance_group(self, items: list[np.ndarray], seeds: list[int]) -> list[np.ndarray]:
+        torch, model = self._torch, self.model
+        norms = [peak(item) for item in items]
+        with torch.no_grad():
+            specs = torch.cat([self._padded_spec(item / norm)
+                               for item, norm in zip(items, norms, strict=True)])
+            with per_item_noise(item_generators(seeds, self.device)):
+                samples, _ = self._sampler(specs)()
+            return [(model.to_audio(sample.squeeze(), item.size) * norm).float().cpu().numpy()
+                    for sample, item, norm in zip(samples, items, norms, strict=True)]

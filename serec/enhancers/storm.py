@@ -1,7 +1,13 @@
 """StoRM (sp-uhh/storm): a predictive NCSN++ denoiser, then diffusion-based regeneration.
 
-The adapter imports StoRM's code from a source checkout (``source_dir``) and calls the loaded
-model's own ``enhance``. Two constraints come from upstream:
+The adapter imports StoRM's code from a source checkout (``source_dir``). In ``storm`` mode it
+drives the model the way its own ``enhance`` does (peak-normalise, STFT and spectral transform,
+zero-pad to a multiple of 64 frames, the predictive denoiser, then PC sampling conditioned as
+the checkpoint says, ISTFT, undo the normalisation), but for a batch of clips of equal padded
+length at once, each with its own seeded noise generator (:mod:`serec.enhancers.batching`),
+so a clip's output does not depend on its batch-mates. The ``denoiser-only`` and
+``score-only`` modes call the model's own ``enhance`` one clip at a time. Two constraints come
+from upstream:
 
 - StoRM's code is a top-level package named ``sgmse``, like the SGMSE+ package on PyPI; one
   process can hold only one of them, so StoRM runs in its own Ray ``runtime_env`` whose
@@ -19,20 +25,24 @@ from typing import Any
 
 import numpy as np
 
-from serec.enhancers.base import Enhancer
+from serec.enhancers.batching import (
+    BATCH_PARAMS,
+    BatchedEnhancer,
+    check_batch_params,
+    item_generators,
+    padded_size,
+    per_item_noise,
+)
 from serec.enhancers.checkpoints import (
     check_choice,
     check_positive,
     check_positive_int,
-    clip_seed,
     import_from_checkout,
     import_required,
     load_lightning_checkpoint,
-    peak,
     readable_file,
     require_path_param,
     require_trust,
-    seeded_torch,
     source_checkout,
     training_only_modules,
 )
@@ -66,10 +76,13 @@ INFERENCE_DEPENDENCIES = {
 TRAINING_ONLY_MODULES = ("torchaudio",)
 SAMPLE_RATE = 16_000
 """Upstream's enhancement script runs every StoRM checkpoint at 16 kHz."""
+PAD_FRAMES = 64
+"""StoRM's ``pad_spec`` pads spectrograms to a multiple of 64 frames."""
+CONDITIONINGS = ("noisy", "post_denoiser", "both")
 
 
 @register_enhancer("storm")
-class StoRM(Enhancer):
+class StoRM(BatchedEnhancer):
     """StoRM stochastic regeneration (or its denoiser/score model alone) on CUDA."""
 
     native_sr = SAMPLE_RATE
@@ -83,6 +96,7 @@ class StoRM(Enhancer):
         "snr": 0.5,
         "N": 50,
         "seed": 0,
+        **BATCH_PARAMS,
     }
 
     @classmethod
@@ -96,6 +110,7 @@ class StoRM(Enhancer):
         check_positive_int(owner, params, "corrector_steps")
         check_positive_int(owner, params, "N")
         check_positive(owner, params, "snr")
+        check_batch_params(owner, params)
 
     def setup(self) -> None:
         owner = self.describe(self.name)
@@ -128,12 +143,45 @@ class StoRM(Enhancer):
         log.info("%s: loaded %s (%s) from %s on %s", owner, path, type(model).__name__, source,
                  self.device)
 
-    def enhance_native(self, audio: np.ndarray) -> np.ndarray:
-        if peak(audio) == 0.0:  # upstream divides by the peak
-            return np.zeros_like(audio)
+    def batch_limit(self) -> int:
+        batchable = self.params["mode"] == "storm" and self.params["corrector"] != "langevin"
+        return super().batch_limit() if batchable else 1
+
+    def bucket_key(self, n_samples: int) -> int:
+        frames = 1 + n_samples // self.model.data_module.hop_length  # centred STFT
+        return padded_size(frames, PAD_FRAMES)
+
+    def enhance_group(self, items: list[np.ndarray], seeds: list[int]) -> list[np.ndarray]:
         torch, p = self._torch, self.params
-        with torch.no_grad(), seeded_torch(clip_seed(audio, p["seed"]), self.device):
-            noisy = torch.from_numpy(np.array(audio, dtype=np.float32)).unsqueeze(0)
-            enhanced = self.model.enhance(noisy, corrector=p["corrector"], N=p["N"],
-                                          corrector_steps=p["corrector_steps"], snr=p["snr"])
-        return enhanced.squeeze().float().cpu().numpy()
+        generators = item_generators(seeds, self.device)
+        if p["mode"] != "storm":  # one clip (batch_limit); the model's own enhance
+            (item,) = items
+            with torch.no_grad(), per_item_noise(generators):
+                noisy = torch.from_numpy(np.array(item, dtype=np.float32)).unsqueeze(0)
+                out = self.model.enhance(noisy, corrector=p["corrector"], N=p["N"],
+                                         corrector_steps=p["corrector_steps"], snr=p["snr"])
+            return [out.squeeze().float().cpu().numpy()]
+        model = self.model
+        if model.condition not in CONDITIONINGS:
+            raise ValueError(f"{self.describe(self.name)}: unknown conditioning "
+                             f"{model.condition!r}")
+        norms = [float(np.max(np.abs(item))) for item in items]
+        with torch.no_grad():
+            specs = []
+            for item, norm in zip(items, norms, strict=True):
+                noisy = torch.from_numpy(item / norm).to(self.device).unsqueeze(0)
+                spec = torch.unsqueeze(model._forward_transform(model._stft(noisy)), 0)
+                pad = self.bucket_key(item.size) - spec.shape[-1]
+                specs.append(torch.nn.functional.pad(spec, (0, pad)))
+            noisy_specs = torch.cat(specs)
+            denoised = model.forward_denoiser(noisy_specs)
+            conditioning = {"noisy": [noisy_specs], "post_denoiser": [denoised],
+                            "both": [noisy_specs, denoised]}[model.condition]
+            with per_item_noise(generators):
+                sampler = model.get_pc_sampler(
+                    "reverse_diffusion", p["corrector"], denoised, N=p["N"],
+                    corrector_steps=p["corrector_steps"], snr=p["snr"], intermediate=False,
+                    scale_factor=None, conditioning=conditioning)
+                samples, _ = sampler()
+            return [(model.to_audio(sample.squeeze(), item.size) * norm).float().cpu().numpy()
+                    for sample, item, norm in zip(samples, items, norms, strict=True)]

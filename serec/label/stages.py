@@ -159,10 +159,9 @@ class Score:
     def __init__(self, systems: Sequence[str], personalized: bool = False,
                  keep_audio: bool = False, use_gpu: bool = False,
                  max_windows_per_run: int = 8) -> None:
-        from serec.quality.dnsmos import Dnsmos
+        from serec.quality.dnsmos import Dnsmos, cuda_providers
 
-        providers = (["CUDAExecutionProvider", "CPUExecutionProvider"] if use_gpu
-                     else ["CPUExecutionProvider"])
+        providers = cuda_providers() if use_gpu else ["CPUExecutionProvider"]
         self.dnsmos = Dnsmos(personalized=personalized, providers=providers,
                              max_windows_per_run=max_windows_per_run)
         self.systems = list(systems)

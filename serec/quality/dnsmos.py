@@ -9,15 +9,24 @@ the windows of many clips in one ONNX run per model.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from serec.audio import TARGET_SR
+
+try:
+    import onnxruntime as ort
+except ImportError as exc:  # serec's extras choose the build: [cpu] or [gpu]
+    raise ImportError(
+        "DNSMOS needs an ONNX runtime: pip install 'serec[cpu]' (onnxruntime) or, on CUDA "
+        "nodes, 'serec[gpu]' (onnxruntime-gpu)") from exc
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
 
 SCORE_COLUMNS: tuple[str, ...] = ("sig", "bak", "ovr", "p808", "sig_raw", "bak_raw", "ovr_raw")
 
@@ -207,8 +216,33 @@ def map_raw_scores(raw: np.ndarray, personalized: bool = False) -> np.ndarray:
 def default_providers() -> list[str]:
     """CUDA when onnxruntime offers it, CPU always as the fallback."""
     available = ort.get_available_providers()
-    preferred = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    preferred = [CUDA_PROVIDER, "CPUExecutionProvider"]
     return [name for name in preferred if name in available]
+
+
+class DnsmosGpuError(RuntimeError):
+    """DNSMOS was given GPUs but onnxruntime cannot run it on CUDA."""
+
+
+def cuda_providers() -> list[str]:
+    """Providers for a DNSMOS worker that was given GPUs: CUDA first, or :class:`DnsmosGpuError`.
+
+    The CPU build of onnxruntime has no CUDA provider, and onnxruntime would otherwise fall back
+    to CPU silently, idling the GPU share the stage reserved.
+    """
+    if hasattr(ort, "preload_dlls"):  # onnxruntime-gpu >= 1.21: CUDA/cuDNN from torch's wheels
+        try:
+            ort.preload_dlls()
+        except Exception:  # noqa: BLE001 - missing libraries surface as a missing provider
+            pass
+    available = ort.get_available_providers()
+    if CUDA_PROVIDER not in available:
+        raise DnsmosGpuError(
+            f"DNSMOS asks for GPUs (dnsmos.num_gpus > 0) but onnxruntime {ort.__version__} "
+            f"offers only {available}: install the GPU build with pip install 'serec[gpu]' "
+            f"(the onnxruntime-gpu package; uninstall onnxruntime first), or set "
+            f"dnsmos.num_gpus: 0")
+    return [CUDA_PROVIDER, "CPUExecutionProvider"]
 
 
 class Dnsmos:
@@ -236,6 +270,11 @@ class Dnsmos:
         chosen = providers if providers is not None else default_providers()
         self._primary = ort.InferenceSession(str(primary_path), options, providers=chosen)
         self._p808 = ort.InferenceSession(str(p808_path), options, providers=chosen)
+        if chosen and chosen[0] == CUDA_PROVIDER and CUDA_PROVIDER not in self.providers:
+            raise DnsmosGpuError(
+                f"onnxruntime offers {CUDA_PROVIDER} but could not start it (CUDA or cuDNN "
+                f"libraries missing or no visible GPU; CUDA_VISIBLE_DEVICES="
+                f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}); the sessions would run on CPU")
         self._primary_input = self._primary.get_inputs()[0].name
         self._p808_input = self._p808.get_inputs()[0].name
         self._run_models(np.zeros((1, WINDOW_SAMPLES), dtype=np.float32))  # warm-up

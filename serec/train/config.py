@@ -43,6 +43,7 @@ class TrainConfig:
     threshold: float = 0.5            # gatekeeper: P(majority) >= threshold picks the majority
     tune_folds: list[int] = field(default_factory=lambda: [0, 1])
     features_c: float = 1.0           # inverse L2 strength of the ``features`` baseline
+    max_concurrent_trials: int | None = None  # fold/Tune trials at once; None: all (they queue)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> TrainConfig:
@@ -87,6 +88,8 @@ class TrainConfig:
                 raise ValueError(f"train config key '{name}' must lie in [0, 1]")
         if self.max_length < 16:
             raise ValueError("train config key 'max_length' must be at least 16 frames")
+        if self.max_concurrent_trials is not None and self.max_concurrent_trials < 1:
+            raise ValueError("train config key 'max_concurrent_trials' must be >= 1 or null")
         if not self.tune_folds:
             raise ValueError("train config key 'tune_folds' must name at least one fold")
 

@@ -3,7 +3,8 @@
 Each trial is a Tune *function* trainable that runs one ``TorchTrainer`` for one fold (a
 ``TorchTrainer`` cannot itself be a Tune trainable under Ray Train V2). The trial only drives
 its trainer, so it reserves no CPU; the Train workers reserve ``num_workers x cpus_per_worker``
-CPUs (and GPUs), and as many trials run at once as the cluster's resources hold. The best
+CPUs (and GPUs), and trials queue for those resources (at most ``train.max_concurrent_trials``
+at once, default unbounded), so an autoscaler sees the demand and adds nodes. The best
 checkpoint of each fold lands in ``models/<stage>/fold_<k>/``; a per-fold metrics table is
 returned and written to ``models/<stage>/folds.parquet``.
 
@@ -12,7 +13,6 @@ The ``features`` stage fits a linear model per fold directly (seconds; no Ray Tr
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from typing import Any
@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import ray
 from torch import nn
 
+from serec.cluster.capacity import check_request_fits, worker_bundle
 from serec.models.backbone import DEFAULT_BACKBONE
 from serec.models.card import KIND_LINEAR, ModelCard, save_model
 from serec.models.heads import POOLING
@@ -43,23 +43,10 @@ SUMMARY_KEYS = ("fold", "best_epoch", "epochs_trained", "val_macro_f1", "val_acc
                 "val_loss", "n_train", "n_val", "train_seconds", "samples_per_s", "workers")
 
 
-def trial_demand(config: TrainConfig) -> dict[str, float]:
-    """Ray resources one fold's TorchTrainer reserves."""
-    demand = {"CPU": config.num_workers * config.cpus_per_worker}
-    if config.use_gpu:
-        demand["GPU"] = float(config.num_workers)
-    return demand
-
-
-def concurrent_trials(config: TrainConfig, n_trials: int) -> int:
-    """How many trials the cluster's resources run at once (at least 1, at most n_trials)."""
-    available = ray.cluster_resources()
-    demand = trial_demand(config)
-    fits = [math.floor(available.get(k, 0.0) / v + 1e-9) for k, v in demand.items() if v > 0]
-    if min(fits, default=1) < 1:
-        have = {k: available.get(k, 0.0) for k in demand}
-        raise ValueError(f"one trial needs {demand} but the cluster has {have}")
-    return max(1, min(n_trials, *fits))
+def check_trials_can_run(config: TrainConfig, what: str) -> None:
+    """Fail now only if one fold's Train worker fits no node the cluster has or can launch."""
+    check_request_fits(worker_bundle(config.cpus_per_worker, 1.0 if config.use_gpu else 0.0),
+                       what)
 
 
 def resolve_folds(task: StageTask, folds: list[int] | None) -> list[int]:
@@ -89,6 +76,7 @@ def run_fold_trials(run: RunDir, task: StageTask, folds: list[int], backbone: st
     """Precompute inputs once, then one Tune trial per fold; returns per-fold summaries."""
     from ray import tune
 
+    check_trials_can_run(config, f"training {task.stage}")
     data_ref, extractor = put_pool(task, backbone, config.max_length)
     stamp = run_stamp()
     shared = {"data": data_ref, "train": config.to_dict(), "backbone": backbone,
@@ -101,7 +89,7 @@ def run_fold_trials(run: RunDir, task: StageTask, folds: list[int], backbone: st
     tuner = tune.Tuner(
         trainable, param_space={"fold": tune.grid_search(folds)},
         tune_config=tune.TuneConfig(
-            max_concurrent_trials=max_concurrent or concurrent_trials(config, len(folds))),
+            max_concurrent_trials=max_concurrent or config.max_concurrent_trials),
         run_config=tune.RunConfig(name=f"train_{task.stage}_{stamp}",
                                   storage_path=run.path(RESULTS_DIR), verbose=0))
     grid = tuner.fit()
@@ -147,8 +135,9 @@ def train_stage(run: RunDir, stage: str, folds: list[int] | None = None,
 
     Writes ``models/<stage>/fold_<k>/`` (model.safetensors + card.json) for every fold and
     returns the per-fold validation metrics. ``backbone`` is ``tiny``, a hub id or a local
-    directory; ignored by the ``features`` stage. Folds train as parallel trials, as many at
-    once as the cluster holds unless ``max_concurrent_trials`` caps them. To train with tuned
+    directory; ignored by the ``features`` stage. Folds train as parallel trials that queue
+    for resources, at most ``max_concurrent_trials`` (else ``config.max_concurrent_trials``) at
+    once. To train with tuned
     settings pass ``serec.train.tune.tuned_config(run, stage, base=config)``.
     """
     config = config or TrainConfig()

@@ -32,7 +32,7 @@ from serec.train.inputs import put_pool
 from serec.train.stage import (
     RESULTS_DIR,
     base_card,
-    concurrent_trials,
+    check_trials_can_run,
     resolve_folds,
     run_stamp,
 )
@@ -134,6 +134,7 @@ def tune_stage(run: RunDir, stage: str, search_space_yaml_path: str | os.PathLik
     task = stage_task(run, stage, config)
     folds = resolve_folds(task, list(config.tune_folds))
     init_ray()
+    check_trials_can_run(config, f"tuning {stage}")
     data_ref, extractor = put_pool(task, backbone, config.max_length)
     stamp = run_stamp()
     shared = {"data": data_ref, "train": config.to_dict(), "backbone": backbone,
@@ -150,8 +151,7 @@ def tune_stage(run: RunDir, stage: str, search_space_yaml_path: str | os.PathLik
         param_space=space,
         tune_config=tune.TuneConfig(metric=MEAN_METRIC, mode="max", scheduler=scheduler,
                                     num_samples=num_samples,
-                                    max_concurrent_trials=concurrent_trials(single,
-                                                                            num_samples)),
+                                    max_concurrent_trials=config.max_concurrent_trials),
         run_config=tune.RunConfig(name=f"tune_{stage}_{stamp}",
                                   storage_path=run.path(RESULTS_DIR), verbose=0))
     grid = tuner.fit()

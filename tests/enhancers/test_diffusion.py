@@ -23,7 +23,6 @@ import serec.enhancers.storm  # noqa: F401 - registers the kinds until the regis
 from serec.enhancers import build_enhancer, parse_enhancer_spec
 from serec.enhancers.base import MissingDependencyError
 from serec.enhancers.cdiffuse import UPSTREAM_MODULES as CDIFFUSE_MODULES
-from serec.enhancers.cdiffuse import cdiffuse_sources
 from serec.enhancers.checkpoints import (
     ModuleConflictError,
     UntrustedCheckpointError,
@@ -32,9 +31,12 @@ from serec.enhancers.checkpoints import (
     source_checkout,
     training_only_modules,
 )
+from serec.enhancers.random_models import save_random_cdiffuse, save_random_sgmse
 from serec.enhancers.sgmse import checkpoint_sample_rate, load_sgmse
 
 SR = 16_000
+BATCH_ATOL = 1e-4
+"""Batched and single-clip network calls differ only by float rounding (kernel choice)."""
 
 
 def speech_like(rng: np.random.Generator, seconds: float) -> np.ndarray:
@@ -48,14 +50,28 @@ def speech_like(rng: np.random.Generator, seconds: float) -> np.ndarray:
 
 def enhance_and_check(enhancer, clips: list[np.ndarray]) -> list[np.ndarray]:
     """Enhance ``clips`` as one batch: same shapes, finite, in range, changed; and the last
-    clip alone, in another batch position, gets the same sampling noise (same output)."""
+    clip alone, in another batch position, gets the same sampling noise (same output, to the
+    float tolerance of batched versus single network calls)."""
     outputs = enhancer.enhance_batch(clips)
     for clip, out in zip(clips, outputs, strict=True):
         assert out.dtype == np.float32 and out.shape == clip.shape
         assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
         assert not np.allclose(out, clip, atol=1e-3)
-    np.testing.assert_array_equal(enhancer.enhance(clips[-1]), outputs[-1])
+    np.testing.assert_allclose(enhancer.enhance(clips[-1]), outputs[-1], atol=BATCH_ATOL)
     return outputs
+
+
+def assert_batched_equals_alone(enhancer, clips: list[np.ndarray],
+                                rng: np.random.Generator) -> None:
+    """Each clip's output in a batch, and in the same batch shuffled, equals its output alone."""
+    batched = enhancer.enhance_batch(clips)
+    order = list(rng.permutation(len(clips)))
+    shuffled = enhancer.enhance_batch([clips[i] for i in order])
+    for index, (clip, out) in enumerate(zip(clips, batched, strict=True)):
+        alone = enhancer.enhance(clip)
+        assert out.shape == clip.shape and np.isfinite(out).all()
+        np.testing.assert_allclose(out, alone, atol=BATCH_ATOL)
+        np.testing.assert_allclose(shuffled[order.index(index)], alone, atol=BATCH_ATOL)
 
 
 # ----- configuration gate (no upstream package needed) ----------------------------------------
@@ -194,24 +210,8 @@ def sgmse_upstream():
 @pytest.fixture(scope="module")
 def tiny_sgmse_checkpoint(sgmse_upstream, tmp_path_factory) -> tuple[Path, list]:
     """A random 4-level NCSN++ saved like upstream's Lightning checkpoints; returns its EMA."""
-    import pytorch_lightning
-    import torch
-
-    torch.manual_seed(0)
-    model = sgmse_upstream.ScoreModel(
-        backbone="ncsnpp", sde="ouve", data_module_cls=sgmse_upstream.SpecsDataModule,
-        base_dir="", n_fft=126, hop_length=64, nf=4, ch_mult=(1, 1, 1, 1), num_res_blocks=1,
-        attn_resolutions=(), theta=1.5, sigma_min=0.05, sigma_max=0.5, N=30)
-    ema_weights = [p.detach().clone() for p in model.dnn.parameters()]
-    with torch.no_grad():  # raw weights drift away from the EMA, as after training
-        for parameter in model.dnn.parameters():
-            parameter.add_(0.05)
-    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-                  "pytorch-lightning_version": pytorch_lightning.__version__}
-    model.on_save_checkpoint(checkpoint)  # upstream hook: adds the EMA state
     path = tmp_path_factory.mktemp("sgmse") / "tiny.ckpt"
-    torch.save(checkpoint, path)
-    return path, ema_weights
+    return path, save_random_sgmse(path, sgmse_upstream)
 
 
 def tiny_entry(path: Path, **overrides) -> dict:
@@ -255,6 +255,36 @@ def test_sgmse_seed_changes_the_sample(tiny_sgmse, tiny_sgmse_checkpoint, rng) -
     reseeded = other.enhance(clip)
     assert reseeded.shape == reference.shape
     assert np.abs(reseeded - reference).max() > 1e-4
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("overrides", [{}, {"corrector": "ald"},
+                                       {"max_chunk_seconds": 0.3, "chunk_overlap_seconds": 0.05}],
+                         ids=["pc", "pc-ald", "chunked"])
+def test_sgmse_batched_output_equals_the_one_clip_output(tiny_sgmse_checkpoint, rng,
+                                                         overrides) -> None:
+    """Clips of three padded lengths, one long enough to be chunked, in one batch of 6 and
+    shuffled: each output equals the clip enhanced alone."""
+    enhancer = build_enhancer("sgmse_batched", tiny_entry(tiny_sgmse_checkpoint[0], max_batch=4,
+                                                          **overrides))
+    assert enhancer.batch_limit() == 4
+    clips = [speech_like(rng, s) for s in (0.25, 0.19, 0.5, 0.23, 0.45, 0.9)]
+    assert len({enhancer.bucket_key(c.size) for c in clips}) == 3
+    assert_batched_equals_alone(enhancer, clips, rng)
+
+
+def test_sgmse_coupled_sampler_runs_one_clip_at_a_time(tiny_sgmse_checkpoint) -> None:
+    """The langevin corrector's step uses the batch-mean gradient norm (the OUVE ODE sampler,
+    one solve_ivp over the batch, is limited the same way)."""
+    enhancer = build_enhancer("sgmse_coupled", tiny_entry(tiny_sgmse_checkpoint[0],
+                                                          corrector="langevin"))
+    assert enhancer.batch_limit() == 1
+
+
+def test_sgmse_bucket_frames_must_fit_the_network() -> None:
+    with pytest.raises(ValueError, match="bucket_frames"):
+        parse_enhancer_spec("sgmse", {"kind": "sgmse", "checkpoint": "x.ckpt",
+                                      "trust_checkpoint": True, "bucket_frames": 100})
 
 
 @pytest.mark.timeout(300)
@@ -313,27 +343,7 @@ def tiny_cdiffuse_checkpoints(tmp_path_factory) -> Iterator[tuple[Path, Path, Pa
     """(checkout, plain checkpoint, checkpoint pickling an upstream object) for a tiny DiffuSE."""
     checkout = checkout_from_env("SEREC_CDIFFUSE_SRC")
     with forget_checkout_imports():
-        yield (checkout, *save_tiny_cdiffuse(checkout, tmp_path_factory.mktemp("cdiffuse")))
-
-
-def save_tiny_cdiffuse(checkout: Path, folder: Path) -> tuple[Path, Path]:
-    import torch
-
-    sources = cdiffuse_sources(str(checkout), "test")
-    params_module = import_from_checkout(sources, "params", CDIFFUSE_MODULES, "test")
-    model_module = import_from_checkout(sources, "model", CDIFFUSE_MODULES, "test")
-    params = params_module.AttrDict(params_module.params)
-    params.override({"n_mels": 513, "residual_layers": 2, "residual_channels": 8,
-                     "dilation_cycle_length": 2})
-    torch.manual_seed(0)
-    model = model_module.DiffuSE(None, params)
-    with torch.no_grad():  # upstream zero-initialises it; make the output depend on the net
-        model.output_projection.weight.normal_(std=0.1)
-    plain, pickled = folder / "weights-0.pt", folder / "weights-attrdict.pt"
-    # the layout of upstream's learner.state_dict(): params saved as a plain dict
-    torch.save({"step": 0, "model": model.state_dict(), "params": dict(params)}, plain)
-    torch.save({"step": 0, "model": model.state_dict(), "params": params}, pickled)
-    return plain, pickled
+        yield (checkout, *save_random_cdiffuse(checkout, tmp_path_factory.mktemp("cdiffuse")))
 
 
 @pytest.mark.timeout(300)
@@ -348,6 +358,43 @@ def test_cdiffuse_tiny_model_end_to_end(tiny_cdiffuse_checkpoints, rng) -> None:
     first = enhance_and_check(enhancer, [clip_a, clip_b])
     reseeded = build_or_skip("cdiffuse_seed1", {**entry, "seed": 1}).enhance(clip_a)
     assert np.abs(reseeded - first[0]).max() > 1e-4
+
+
+@pytest.mark.timeout(300)
+def test_cdiffuse_batched_output_equals_the_one_clip_output(tiny_cdiffuse_checkpoints,
+                                                            rng) -> None:
+    checkout, plain, _ = tiny_cdiffuse_checkpoints
+    enhancer = build_or_skip("cdiffuse_batched", {
+        "kind": "cdiffuse", "source_dir": str(checkout), "checkpoint": str(plain),
+        "max_batch": 4, "max_chunk_seconds": 0.6, "chunk_overlap_seconds": 0.1})
+    clips = [speech_like(rng, s) for s in (0.3, 0.21, 0.5, 0.27, 1.4)]
+    assert len({enhancer.bucket_key(c.size) for c in clips}) == 2
+    assert_batched_equals_alone(enhancer, clips, rng)
+
+
+@pytest.mark.timeout(300)
+def test_cdiffuse_reverse_process_equals_upstream_predict(tiny_cdiffuse_checkpoints,
+                                                          rng) -> None:
+    """With no extra padding, one clip's output equals upstream's ``inference.predict`` given
+    the same noise draws."""
+    import torch
+
+    from serec.enhancers.batching import item_generators, per_item_noise
+    from serec.enhancers.checkpoints import clip_seed
+
+    checkout, plain, _ = tiny_cdiffuse_checkpoints
+    enhancer = build_or_skip("cdiffuse_exact", {"kind": "cdiffuse", "source_dir": str(checkout),
+                                                "checkpoint": str(plain), "bucket_frames": 1})
+    clip = speech_like(rng, 0.3)
+    params = enhancer.model.params
+    spectrum, _, _ = enhancer._preprocess.make_spectrum(y=clip, FRAMELENGTH=params.n_fft,
+                                                        SHIFT=params.hop_samples)
+    with per_item_noise(item_generators([clip_seed(clip, 0)], "cpu")):
+        upstream, _ = enhancer._inference.predict(
+            torch.from_numpy(np.ascontiguousarray(spectrum, dtype=np.float32)), enhancer.model,
+            clip, *enhancer.schedule, device=torch.device("cpu"))
+    np.testing.assert_allclose(enhancer.enhance(clip), upstream[0, :clip.size].numpy(),
+                               atol=1e-5)
 
 
 @pytest.mark.timeout(300)
@@ -406,6 +453,10 @@ def run_tiny_storm(sources: Path, tmp_path: Path, rng: np.random.Generator) -> N
     np.testing.assert_array_equal(enhancer.enhance(clip), out)
     reseeded = build_or_skip("storm_seed1", {**entry, "seed": 1}).enhance(clip)
     assert np.abs(reseeded - out).max() > 1e-4
+    assert enhancer.batch_limit() == 16
+    clips = [speech_like(rng, s) for s in (1.0, 0.9, 0.5, 0.45, 1.3)]
+    assert len({enhancer.bucket_key(c.size) for c in clips}) >= 2
+    assert_batched_equals_alone(enhancer, clips, rng)
 
 
 def test_storm_checkout_imports_as_its_own_sgmse() -> None:
