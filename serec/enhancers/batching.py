@@ -156,16 +156,45 @@ def enhance_batched(audios: Sequence[np.ndarray], params: Mapping[str, Any], nat
                                [clip_seed(items[m], params["seed"]) for m in members], run, owner)
         for member, out in zip(members, enhanced, strict=True):
             results[member] = np.asarray(out, dtype=np.float32).reshape(-1)[:items[member].size]
-    outputs = []
-    for clip_index, audio in enumerate(audios):
-        pieces = [results[i] for i, o in enumerate(owners) if o == clip_index]
-        outputs.append(join_chunks(pieces, audio.size, chunk, overlap))
-    return outputs
+    pieces: dict[int, list[np.ndarray]] = defaultdict(list)
+    for owner_index, result in zip(owners, results, strict=True):
+        pieces[owner_index].append(result)
+    return [join_chunks(pieces[i], audio.size, chunk, overlap)
+            for i, audio in enumerate(audios)]
 
 
 def padded_size(n: int, quantum: int) -> int:
     """``n`` rounded up to a multiple of ``quantum``."""
     return -(-n // quantum) * quantum
+
+
+def stft_frames(n_samples: int, hop: int) -> int:
+    """Frames of a centred STFT (torch and librosa, ``center=True``) of ``n_samples``."""
+    return 1 + n_samples // hop
+
+
+# ----- SGMSE+-family score models (SGMSE+, StoRM) ----------------------------------------
+def padded_spectrograms(model: Any, items: Sequence[np.ndarray], norms: Sequence[float],
+                        frames: int, device: str, reflection: bool = False) -> Any:
+    """(B, 1, F, frames) transformed spectrograms of peak-normalised items, padded at the end
+    (zeros, or by reflection), via the model's own ``_stft`` and ``_forward_transform``."""
+    import torch
+
+    specs = []
+    for item, norm in zip(items, norms, strict=True):
+        noisy = torch.from_numpy(item / norm).to(device).unsqueeze(0)
+        spec = torch.unsqueeze(model._forward_transform(model._stft(noisy)), 0)
+        pad = (0, frames - spec.shape[-1], 0, 0)
+        padder = torch.nn.ReflectionPad2d(pad) if reflection else torch.nn.ZeroPad2d(pad)
+        specs.append(padder(spec))
+    return torch.cat(specs)
+
+
+def spectrograms_to_audio(model: Any, samples: Any, items: Sequence[np.ndarray],
+                          norms: Sequence[float]) -> list[np.ndarray]:
+    """Each sampled spectrogram back to audio of its item's length, normalisation undone."""
+    return [(model.to_audio(sample.squeeze(), item.size) * norm).float().cpu().numpy()
+            for sample, item, norm in zip(samples, items, norms, strict=True)]
 
 
 # ----- per-item diffusion noise -----------------------------------------------------------

@@ -46,6 +46,7 @@ from serec.enhancers.batching import (
     item_generators,
     item_noise,
     padded_size,
+    stft_frames,
 )
 from serec.enhancers.checkpoints import (
     UntrustedCheckpointError,
@@ -173,8 +174,8 @@ class CDiffuSE(BatchedEnhancer):
                  len(self.schedule[0]), self.native_sr, self.device)
 
     def bucket_key(self, n_samples: int) -> int:
-        frames = 1 + n_samples // self.model.params.hop_samples  # librosa's centred STFT
-        return padded_size(frames, self.params["bucket_frames"])
+        return padded_size(stft_frames(n_samples, self.model.params.hop_samples),
+                           self.params["bucket_frames"])
 
     def enhance_group(self, items: list[np.ndarray], seeds: list[int]) -> list[np.ndarray]:
         torch, model_params = self._torch, self.model.params

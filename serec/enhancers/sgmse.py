@@ -42,7 +42,10 @@ from serec.enhancers.batching import (
     check_batch_params,
     item_generators,
     padded_size,
+    padded_spectrograms,
     per_item_noise,
+    spectrograms_to_audio,
+    stft_frames,
 )
 from serec.enhancers.checkpoints import (
     ModuleConflictError,
@@ -242,26 +245,14 @@ class SGMSE(BatchedEnhancer):
         return 1 if coupled else super().batch_limit()
 
     def bucket_key(self, n_samples: int) -> int:
-        frames = 1 + n_samples // self.model.data_module.hop_length  # centred STFT
+        frames = stft_frames(n_samples, self.model.data_module.hop_length)
         return padded_size(frames, self.params["bucket_frames"])
 
-    def _padded_spec(self, audio: np.ndarray) -> Any:
-        """Transformed spectrogram of one peak-normalised clip, (1, 1, F, bucket frames)."""
-        torch, model = self._torch, self.model
-        noisy = torch.from_numpy(audio).to(self.device).unsqueeze(0)
-        spec = torch.unsqueeze(model._forward_transform(model._stft(noisy)), 0)
-        pad = self.bucket_key(audio.size) - spec.shape[-1]
-        padder = (torch.nn.ReflectionPad2d if self.pad_mode == "reflection"
-                  else torch.nn.ZeroPad2d)((0, pad, 0, 0))
-        return padder(spec)
-
     def enhance_group(self, items: list[np.ndarray], seeds: list[int]) -> list[np.ndarray]:
-        torch, model = self._torch, self.model
         norms = [peak(item) for item in items]
-        with torch.no_grad():
-            specs = torch.cat([self._padded_spec(item / norm)
-                               for item, norm in zip(items, norms, strict=True)])
+        with self._torch.no_grad():
+            specs = padded_spectrograms(self.model, items, norms, self.bucket_key(items[0].size),
+                                        self.device, self.pad_mode == "reflection")
             with per_item_noise(item_generators(seeds, self.device)):
                 samples, _ = self._sampler(specs)()
-            return [(model.to_audio(sample.squeeze(), item.size) * norm).float().cpu().numpy()
-                    for sample, item, norm in zip(samples, items, norms, strict=True)]
+            return spectrograms_to_audio(self.model, samples, items, norms)

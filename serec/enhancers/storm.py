@@ -31,7 +31,10 @@ from serec.enhancers.batching import (
     check_batch_params,
     item_generators,
     padded_size,
+    padded_spectrograms,
     per_item_noise,
+    spectrograms_to_audio,
+    stft_frames,
 )
 from serec.enhancers.checkpoints import (
     check_choice,
@@ -40,6 +43,7 @@ from serec.enhancers.checkpoints import (
     import_from_checkout,
     import_required,
     load_lightning_checkpoint,
+    peak,
     readable_file,
     require_path_param,
     require_trust,
@@ -148,8 +152,8 @@ class StoRM(BatchedEnhancer):
         return super().batch_limit() if batchable else 1
 
     def bucket_key(self, n_samples: int) -> int:
-        frames = 1 + n_samples // self.model.data_module.hop_length  # centred STFT
-        return padded_size(frames, PAD_FRAMES)
+        return padded_size(stft_frames(n_samples, self.model.data_module.hop_length),
+                           PAD_FRAMES)
 
     def enhance_group(self, items: list[np.ndarray], seeds: list[int]) -> list[np.ndarray]:
         torch, p = self._torch, self.params
@@ -165,15 +169,10 @@ class StoRM(BatchedEnhancer):
         if model.condition not in CONDITIONINGS:
             raise ValueError(f"{self.describe(self.name)}: unknown conditioning "
                              f"{model.condition!r}")
-        norms = [float(np.max(np.abs(item))) for item in items]
+        norms = [peak(item) for item in items]
         with torch.no_grad():
-            specs = []
-            for item, norm in zip(items, norms, strict=True):
-                noisy = torch.from_numpy(item / norm).to(self.device).unsqueeze(0)
-                spec = torch.unsqueeze(model._forward_transform(model._stft(noisy)), 0)
-                pad = self.bucket_key(item.size) - spec.shape[-1]
-                specs.append(torch.nn.functional.pad(spec, (0, pad)))
-            noisy_specs = torch.cat(specs)
+            noisy_specs = padded_spectrograms(model, items, norms,
+                                              self.bucket_key(items[0].size), self.device)
             denoised = model.forward_denoiser(noisy_specs)
             conditioning = {"noisy": [noisy_specs], "post_denoiser": [denoised],
                             "both": [noisy_specs, denoised]}[model.condition]
@@ -183,5 +182,4 @@ class StoRM(BatchedEnhancer):
                     corrector_steps=p["corrector_steps"], snr=p["snr"], intermediate=False,
                     scale_factor=None, conditioning=conditioning)
                 samples, _ = sampler()
-            return [(model.to_audio(sample.squeeze(), item.size) * norm).float().cpu().numpy()
-                    for sample, item, norm in zip(samples, items, norms, strict=True)]
+            return spectrograms_to_audio(model, samples, items, norms)
