@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from serec.runs import RunDir
+
+if TYPE_CHECKING:
+    from serec.data.mix import MixSettings
 
 
 def _run_arg(p: argparse.ArgumentParser) -> None:
@@ -30,12 +34,80 @@ def _print_frame(frame: pd.DataFrame, floatfmt: str = "{:.3f}") -> None:
 
 
 # -- data -----------------------------------------------------------------------------------
-def cmd_data_mix(args: argparse.Namespace) -> int:
-    from serec.data.mix import mix_files
+def _mix_condition_args(p: argparse.ArgumentParser, defaults: str) -> None:
+    """Flags shared by ``data mix`` and ``data demo``: conditions, their shares and ranges.
 
-    frame = mix_files(RunDir.of(args.run), args.speech, args.noise, args.clips, args.snr_min,
-                      args.snr_max, args.seed, args.max_seconds)
-    print(f"mixed {len(frame)} clips from {frame['speaker_id'].nunique()} speakers into "
+    Unset flags keep the command's defaults (``MixSettings`` or the demo's ``DEMO_SETTINGS``).
+    """
+    p.add_argument("--conditions", default=None,
+                   help="acoustic conditions and their shares, e.g. 'noise,reverb' (equal) or "
+                        "'noise=0.25,reverb=0.25,talker=0.25,near_clean=0.25'; known: noise, "
+                        "reverb (room + noise), talker (competing speaker), near_clean "
+                        f"(+30..40 dB noise), clean (no noise) (default: {defaults})")
+    p.add_argument("--snr-min", type=float, default=None,
+                   help="lowest SNR in dB of the noise and reverb conditions (default: -5)")
+    p.add_argument("--snr-max", type=float, default=None,
+                   help="highest SNR in dB of the noise and reverb conditions (default: 20)")
+    p.add_argument("--talker-snr-min", type=float, default=None,
+                   help="lowest target-to-competing-talker ratio in dB (default: 0)")
+    p.add_argument("--talker-snr-max", type=float, default=None,
+                   help="highest target-to-competing-talker ratio in dB (default: 15)")
+    p.add_argument("--clean-snr-min", type=float, default=None,
+                   help="lowest SNR in dB of the near_clean condition (default: 30)")
+    p.add_argument("--clean-snr-max", type=float, default=None,
+                   help="highest SNR in dB of the near_clean condition (default: 40)")
+    p.add_argument("--rt60-min", type=float, default=None,
+                   help="shortest reverberation time in s of simulated rooms (default: 0.4)")
+    p.add_argument("--rt60-max", type=float, default=None,
+                   help="longest reverberation time in s of simulated rooms (default: 1.0)")
+    p.add_argument("--noises-per-clip", default=None,
+                   help="noises mixed into each noise/reverb/near_clean clip: N or MIN-MAX "
+                        "(default: 1; demo 1-2)")
+
+
+def _mix_settings(args: argparse.Namespace, base: MixSettings) -> MixSettings:
+    """``base`` with the given ``data mix``/``data demo`` flags; ValueError names a bad flag."""
+    from dataclasses import replace
+
+    from serec.data.mix import parse_conditions, parse_count_range
+
+    def pair(low: float | None, high: float | None,
+             default: tuple[float, float]) -> tuple[float, float]:
+        return (default[0] if low is None else low, default[1] if high is None else high)
+
+    changes: dict[str, object] = dict(
+        snr_db=pair(args.snr_min, args.snr_max, base.snr_db),
+        talker_snr_db=pair(args.talker_snr_min, args.talker_snr_max, base.talker_snr_db),
+        near_clean_snr_db=pair(args.clean_snr_min, args.clean_snr_max, base.near_clean_snr_db),
+        rt60_s=pair(args.rt60_min, args.rt60_max, base.rt60_s))
+    if args.conditions is not None:
+        changes["conditions"] = parse_conditions(args.conditions)
+    if args.noises_per_clip is not None:
+        changes["noises_per_clip"] = parse_count_range(args.noises_per_clip)
+    if getattr(args, "rir_dir", None):
+        changes["rir_dirs"] = tuple(args.rir_dir)
+    if getattr(args, "max_seconds", None) is not None:
+        changes["max_seconds"] = args.max_seconds
+    return replace(base, **changes)
+
+
+def _condition_counts(frame: pd.DataFrame) -> str:
+    counts = frame["condition"].value_counts()
+    return ", ".join(f"{n} {name}" for name, n in counts.items())
+
+
+def cmd_data_mix(args: argparse.Namespace) -> int:
+    from serec.data.mix import MixSettings, mix_files
+
+    try:
+        settings = _mix_settings(args, MixSettings())
+        frame = mix_files(RunDir.of(args.run), args.speech, args.noise, args.clips,
+                          *settings.snr_db, args.seed, settings.max_seconds, settings)
+    except ValueError as exc:
+        print(f"serec: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"mixed {len(frame)} clips ({_condition_counts(frame)}) from "
+          f"{frame['speaker_id'].nunique()} speakers into "
           f"{args.run} (manifest.parquet, audio/noisy, audio/clean)")
     return 0
 
@@ -51,16 +123,20 @@ def cmd_data_import(args: argparse.Namespace) -> int:
 
 
 def cmd_data_demo(args: argparse.Namespace) -> int:
-    from serec.data.demo import make_demo_corpus
+    from serec.data.demo import DEMO_SETTINGS, make_demo_corpus
 
-    frame = make_demo_corpus(RunDir.of(args.run), args.clips, args.seed, args.snr_min,
-                             args.snr_max)
-    print(f"demo corpus: {len(frame)} clips, {frame['speaker_id'].nunique()} voices, "
+    try:
+        frame = make_demo_corpus(RunDir.of(args.run), args.clips, args.seed,
+                                 _mix_settings(args, DEMO_SETTINGS))
+    except ValueError as exc:
+        print(f"serec: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"demo corpus: {len(frame)} clips ({_condition_counts(frame)}), "
+          f"{frame['speaker_id'].nunique()} voices, "
           f"{frame['noise_type'].nunique()} noise kinds in {args.run}")
     return 0
 
 
-# -- scoring, labeling, features --------------------------------------------------------------
 def cmd_score(args: argparse.Namespace) -> int:
     from serec.quality.score_files import score_paths
 
@@ -104,16 +180,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="build a run's manifest").add_subparsers(
         dest="data_command", required=True)
-    mix = data.add_parser("mix", help="mix clean speech with noise at given SNRs")
+    mix = data.add_parser("mix", help="mix clean speech with noise, rooms and competing "
+                                      "talkers under several acoustic conditions")
     _run_arg(mix)
-    mix.add_argument("--speech", nargs="+", required=True, help="clean speech folders/files")
-    mix.add_argument("--noise", nargs="+", required=True, help="noise folders/files")
-    mix.add_argument("--clips", type=int, required=True)
-    mix.add_argument("--snr-min", type=float, default=-5.0)
-    mix.add_argument("--snr-max", type=float, default=20.0)
-    mix.add_argument("--seed", type=int, default=0)
+    mix.add_argument("--speech", nargs="+", required=True,
+                     help="clean speech folders/files (also the competing talkers)")
+    mix.add_argument("--noise", nargs="*", default=[],
+                     help="noise folders/files (needed by noise, reverb and near_clean)")
+    mix.add_argument("--clips", type=int, required=True, help="number of clips to mix")
+    mix.add_argument("--seed", type=int, default=0, help="same seed, same clips (ids and bytes)")
     mix.add_argument("--max-seconds", type=float, default=10.0,
                      help="longer utterances are cropped to a random window of this length")
+    _mix_condition_args(mix, defaults="noise")
+    mix.add_argument("--rir-dir", nargs="+", default=None,
+                     help="folders of recorded room impulse responses for the reverb condition "
+                          "(instead of simulated rooms)")
     mix.set_defaults(func=cmd_data_mix)
 
     imp = data.add_parser("import", help="register pre-mixed recordings")
@@ -125,10 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = data.add_parser("demo", help="synthesise the embedded demo corpus (no downloads)")
     _run_arg(demo)
-    demo.add_argument("--clips", type=int, default=60)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--snr-min", type=float, default=-5.0)
-    demo.add_argument("--snr-max", type=float, default=20.0)
+    demo.add_argument("--clips", type=int, default=60, help="number of clips")
+    demo.add_argument("--seed", type=int, default=0, help="same seed, same clips")
+    _mix_condition_args(demo, defaults="a quarter each of noise, reverb, talker, near_clean")
     demo.set_defaults(func=cmd_data_demo)
 
     score = sub.add_parser("score", help="DNSMOS P.835/P.808 of audio files or folders")

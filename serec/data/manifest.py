@@ -29,9 +29,16 @@ MANIFEST_SCHEMA = pa.schema([
     ("noise_type", pa.string()),
     ("snr_db", pa.float64()),
     ("corpus", pa.string()),
+    # Acoustic condition of mixed clips (serec.data.mix); null for imported recordings.
+    ("condition", pa.string()),
+    ("rt60_s", pa.float64()),
+    ("rir_id", pa.string()),
+    ("interferer_speaker_id", pa.string()),
+    ("n_noises", pa.int32()),
 ])
 MANIFEST_COLUMNS = tuple(MANIFEST_SCHEMA.names)
-METADATA_COLUMNS = ("speaker_id", "source_id", "noise_id", "noise_type", "snr_db", "corpus")
+METADATA_COLUMNS = ("speaker_id", "source_id", "noise_id", "noise_type", "snr_db", "corpus",
+                    "condition", "rt60_s", "rir_id", "interferer_speaker_id", "n_noises")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64")
 
 _CORPUS_TAG = re.compile(r"^[a-z0-9]+__")
