@@ -309,6 +309,8 @@ def mix_corpus(run: RunDir, clips: int, seed: int, speech_at: SpeechSource,
     Clips whose ids are already in the manifest are neither recomputed nor rewritten (a rerun
     after a crash resumes). Returns this call's manifest rows.
     """
+    if clips < 1:
+        raise ValueError(f"--clips must be at least 1, not {clips}")
     settings = settings or MixSettings()
     existing: dict[str, dict[str, Any]] = {}
     if run.exists("manifest.parquet"):

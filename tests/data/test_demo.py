@@ -51,3 +51,18 @@ def test_demo_default_mixes_the_conditions(tmp_path):
     for row in manifest[manifest["condition"] != "reverb"].itertuples():
         assert measured_snr(read_audio(row.clean_path), read_audio(row.path)) == \
             pytest.approx(row.snr_db, abs=0.1)
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--conditions", "noise=abc"], "--conditions: 'noise=abc' needs a number after '='"),
+    (["--talker-snr-min", "20"], "--talker-snr-min 20 is above --talker-snr-max 15"),
+    (["--noises-per-clip", "0"], "--noises-per-clip must be N or MIN-MAX"),
+    (["--clips", "0"], "--clips must be at least 1"),
+])
+def test_demo_flags_are_checked_before_any_work(tmp_path, capsys, flags, message):
+    from serec.cli import main
+
+    assert main(["data", "demo", "--run", str(tmp_path / "run"), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "run" / "manifest.parquet").exists()
