@@ -77,8 +77,13 @@ def random_room(rng: np.random.Generator) -> ShoeboxRoom:
     direction = rng.standard_normal(3)
     direction[2] *= 0.2                          # mostly horizontal, as between people
     mic = np.clip(source + distance * direction / np.linalg.norm(direction), low, high)
-    as_tuple = lambda v: tuple(round(float(x), 4) for x in v)  # noqa: E731
-    return ShoeboxRoom(as_tuple(size), as_tuple(source), as_tuple(mic))
+    return ShoeboxRoom(_point(size), _point(source), _point(mic))
+
+
+def _point(v: np.ndarray) -> tuple[float, float, float]:
+    """Coordinates rounded to 0.1 mm, so that ids and simulations see the same numbers."""
+    x, y, z = (round(float(c), 4) for c in v)
+    return x, y, z
 
 
 def eyring_absorption(room: ShoeboxRoom, rt60_s: float) -> float:
