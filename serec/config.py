@@ -42,6 +42,9 @@ class LabelConfig:
 
     fail_threshold: float = 2.0
     candidates: list[str] | None = None      # default: every configured enhancer
+    # None: the thesis rule (highest OVR); delta: the cheapest candidate (measured seconds)
+    # whose OVR is within delta of the best
+    cheapest_within: float | None = None
     save_audio: bool = False
     min_seconds: float = 0.5
     max_seconds: float = 10.0
