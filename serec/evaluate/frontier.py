@@ -153,12 +153,13 @@ def cost_weighted_choice(probs: np.ndarray, costs: np.ndarray, weight: float) ->
 
 
 def weight_grid(costs: Sequence[float], n: int = 24) -> np.ndarray:
-    """Cost weights from 0 up to where one second costs far more than any probability."""
-    costs = np.asarray(costs, np.float64)
-    spread = float(np.nanmax(costs) - np.nanmin(costs)) if len(costs) else 0.0
-    if not np.isfinite(spread) or spread <= 0:
+    """Cost weights: 0 (the most probable system), then log-spaced up to a weight at which
+    even the smallest cost difference outweighs any probability (the cheapest system)."""
+    costs = np.unique(np.asarray(costs, np.float64)[np.isfinite(costs)])
+    if len(costs) < 2:
         return np.zeros(1)
-    return np.concatenate([[0.0], np.logspace(-3, 1.5, n - 1) / spread])
+    low, high = 0.01 / float(costs[-1] - costs[0]), 2.0 / float(np.diff(costs).min())
+    return np.concatenate([[0.0], np.geomspace(low, max(high, low), n - 1)])
 
 
 # -- measured points on a SystemScores table -------------------------------------------------
