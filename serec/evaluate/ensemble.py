@@ -31,6 +31,8 @@ from serec.models.tabular import LinearTabularModel, softmax, standardise
 from serec.runs import MODELS, REPORT, RunDir
 
 THRESHOLD_FILE = f"{REPORT}/threshold.json"  # the calibrated gatekeeper threshold
+ROUTER_CHOICE_FILE = f"{REPORT}/router_choice.json"  # the router chosen on validation
+TWO_STAGE = "two_stage"  # the gatekeeper -> expert router, as named in that choice
 GATEKEEPER = "gatekeeper"
 EXPERT = "expert"
 FULL = "full"

@@ -12,8 +12,9 @@ Conventions (after RouterBench):
   its curve is the same envelope of its own points.
 * AIQ (average improvement in quality) of a curve is the area under it over a compute range,
   divided by the range's width: the mean OVR over that range. Router and hull share the range
-  ``[larger of their lowest costs, largest single-system cost]``; a curve stays at its best
-  quality beyond its most expensive point.
+  from the larger of their lowest costs to the larger of their highest costs; a curve stays at
+  its best quality beyond its most expensive point (so a router dearer than every single
+  system is compared with the hull's best quality).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class Frontier:
 
 def shared_range(router: Frontier, hull: Frontier) -> tuple[float, float]:
     """The compute range on which router and hull AIQ are compared."""
-    return max(router.min_cost, hull.min_cost), hull.max_cost
+    return max(router.min_cost, hull.min_cost), max(router.max_cost, hull.max_cost)
 
 
 def cost_weighted_choice(probs: np.ndarray, costs: np.ndarray, weight: float) -> np.ndarray:

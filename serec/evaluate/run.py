@@ -34,7 +34,9 @@ from serec.evaluate.ensemble import (
     FEATURES_STAGE,
     FULL,
     GATEKEEPER,
+    ROUTER_CHOICE_FILE,
     THRESHOLD_FILE,
+    TWO_STAGE,
     StagePrediction,
     TwoStage,
     align_probs,
@@ -77,10 +79,8 @@ from serec.train.splits import labeled_splits
 
 PASSTHROUGH_KIND = "passthrough"
 PREDICTIONS_FILE = f"{REPORT}/predictions.parquet"
-ROUTER_CHOICE_FILE = f"{REPORT}/router_choice.json"  # which router recommend uses
 CROSS_DIR = "cross"  # <run>/cross/<test run>/report/: models of <run> on another run's clips
 ROUTER = "router (ensemble, test)"
-TWO_STAGE_ROUTER = "two_stage"
 COMPARED_STAGES = (FULL, FEATURES_STAGE, BOOSTED)
 RECOMMENDABLE_STAGES = (BOOSTED,)  # one-stage routers that ``recommend`` can deploy
 
@@ -181,16 +181,19 @@ def write_threshold(run: RunDir, calibration: Calibration, folds: Sequence[int])
 
 
 def predictions_table(oof: PipelineView, test: PipelineView, two_stage: TwoStage,
-                      threshold: float, fold_of: dict[str, int]) -> pd.DataFrame:
+                      threshold: float, fold_of: dict[str, int],
+                      test_fold_of: dict[str, int] | None = None) -> pd.DataFrame:
     """Per clip: split, fold, truth, gatekeeper and expert probabilities, the decision.
 
     Validation rows are out-of-fold (the clip's own fold's models); test rows are the fold
-    ensemble. Decisions use the calibrated threshold.
+    ensemble. Decisions use the calibrated threshold. ``test_fold_of``: the test clips' folds
+    when they come from another run (whose clip ids may repeat this run's).
     """
     parts = []
-    for split, view in (("validation", oof), ("test", test)):
+    for split, view, folds in (("validation", oof, fold_of),
+                               ("test", test, test_fold_of or fold_of)):
         part = pd.DataFrame({"clip_id": view.clip_ids, "split": split,
-                             "fold": [int(fold_of[c]) for c in view.clip_ids],
+                             "fold": [int(folds[c]) for c in view.clip_ids],
                              "truth": view.truth.astype(str),
                              "p_majority": view.p_majority})
         for j, name in enumerate(two_stage.expert_classes):
@@ -346,9 +349,9 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
                          "router_device": costs.router_device},
         "router_choice": choose_router(validation, comparisons),
     }
-    fold_of = {**dict(zip(frame["clip_id"], frame["fold"], strict=True)),
-               **dict(zip(test["clip_id"], test["fold"], strict=True))}
-    predictions = predictions_table(oof_view, ens_view, two_stage, threshold, fold_of)
+    predictions = predictions_table(oof_view, ens_view, two_stage, threshold,
+                                    dict(zip(frame["clip_id"], frame["fold"], strict=True)),
+                                    dict(zip(test["clip_id"], test["fold"], strict=True)))
     out = run if test_run is None else RunDir.of(run.path(CROSS_DIR, run_name(test_run)))
     _write_report(out, metrics, table, routers[0], predictions)
     if test_run is None:
@@ -365,11 +368,11 @@ def run_name(run: RunDir) -> str:
 def choose_router(validation: dict[str, Any], comparisons: dict[str, Any]) -> dict[str, Any]:
     """The router with the best out-of-fold validation macro F1 (two-stage pipeline at its
     calibrated threshold, or a one-stage model); the test set plays no part."""
-    scores = {TWO_STAGE_ROUTER: float(validation["out_of_fold"]["macro_f1"])}
+    scores = {TWO_STAGE: float(validation["out_of_fold"]["macro_f1"])}
     scores.update({stage: float(c["validation_oof_macro_f1"]) for stage, c in comparisons.items()
                    if stage in RECOMMENDABLE_STAGES})
     finite = {k: v for k, v in scores.items() if np.isfinite(v)}
-    chosen = max(finite, key=finite.get) if finite else TWO_STAGE_ROUTER
+    chosen = max(finite, key=finite.get) if finite else TWO_STAGE
     return {"router": chosen, "validation_macro_f1": scores,
             "chosen_on": "out-of-fold validation predictions"}
 

@@ -13,6 +13,7 @@ from serec.evaluate.frontier import (
     network_passes,
     operating_point,
     router_curve,
+    shared_range,
     single_points,
     upper_envelope,
     weight_grid,
@@ -112,3 +113,12 @@ def test_router_curve_reports_gaps_to_the_hull_and_aiq():
     assert first["gap_to_hull"] > 0  # per-clip choice beats every fixed mixture here
     assert second["gap_to_hull"] == pytest.approx(0.0, abs=1e-12)  # a single system
     assert curve["aiq"] >= curve["hull_aiq"]
+
+
+def test_shared_range_covers_a_router_dearer_than_every_system():
+    hull = Frontier.of([0.0, 1.0], [2.0, 3.0])
+    router = Frontier.of([2.0, 4.0], [3.2, 3.4])
+    low, high = shared_range(router, hull)
+    assert (low, high) == (2.0, 4.0)
+    assert hull.aiq(low, high) == pytest.approx(3.0)
+    assert router.aiq(low, high) == pytest.approx(3.3, abs=1e-3)
