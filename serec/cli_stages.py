@@ -5,6 +5,7 @@ embedded demo corpus)."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -119,8 +120,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from serec.evaluate import evaluate_run, format_headline
 
     test_run = RunDir.of(args.test_run) if args.test_run else None
-    metrics = evaluate_run(RunDir.of(args.run), load_config(args.config), address=args.address,
-                           test_run=test_run)
+    try:
+        metrics = evaluate_run(RunDir.of(args.run), load_config(args.config),
+                               address=args.address, test_run=test_run)
+    except ValueError as exc:  # data that cannot be evaluated (no test clips, unscored systems)
+        print(f"serec: error: {exc}", file=sys.stderr)
+        return 2
     print(format_headline(metrics))
     print(f"\nreport: {metrics['report_path']}")
     return 0

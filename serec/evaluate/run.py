@@ -253,6 +253,9 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
     ``run``'s ``cross/<test run name>/report/``.
     """
     frame = evaluation_frame(run)
+    scored_run = test_run or run
+    test = (evaluation_frame(test_run, all_test=True) if test_run is not None
+            else frame[frame["is_test"]].reset_index(drop=True))
     gk_cards, ex_cards = stage_cards(run, GATEKEEPER), stage_cards(run, EXPERT)
     folds = sorted(set(gk_cards.cards) & set(ex_cards.cards))
     if not folds:
@@ -262,9 +265,6 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
     extra = {s: stage_cards(run, s) for s in COMPARED_STAGES}
     extra = {s: c for s, c in extra.items() if set(c.cards) & set(folds)}
     pool = frame[~frame["is_test"] & frame["fold"].isin(folds)].reset_index(drop=True)
-    scored_run = test_run or run
-    test = (evaluation_frame(test_run, all_test=True) if test_run is not None
-            else frame[frame["is_test"]].reset_index(drop=True))
     if test.empty:
         raise ValueError(f"{scored_run.root} has no test clips; evaluate needs a held-out "
                          "test set (or labeled clips in --test-run)")

@@ -11,6 +11,7 @@ import pyarrow as pa
 from serec.audio import TARGET_SR, AudioRejected
 from serec.config import SerecConfig
 from serec.data.manifest import read_manifest
+from serec.features.descriptors import AUDIO_FEATURE_COLUMNS
 from serec.label.stages import NOISY, decode_clip
 from serec.ray_utils import dataset_from_frame, init_ray
 from serec.runs import FEATURES, SCORES, RunDir
@@ -68,6 +69,9 @@ def run_features(run: RunDir, config: SerecConfig, address: str | None = None) -
             skipped += int((~ok).sum())
             if ok.any():
                 part = batch.loc[ok].drop(columns=["reject_reason"])
+                # a descriptor NaN in every row of a batch arrives as an all-null column
+                part[list(AUDIO_FEATURE_COLUMNS)] = part[list(AUDIO_FEATURE_COLUMNS)].astype(
+                    "float64")
                 run.append_part(FEATURES, pa.Table.from_pandas(part, preserve_index=False))
     table = run.read_pandas(FEATURES) if run.has_table(FEATURES) else pd.DataFrame()
     scores = noisy_scores(run)

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from serec.audio import write_wav
+from serec.cli import main
 from serec.evaluate import evaluate_run, format_headline
 from serec.evaluate.ensemble import TwoStage
 from serec.evaluate.metrics import calibrate_threshold
@@ -161,3 +162,11 @@ def test_models_of_one_run_tested_on_another_run(tmp_path, ray_session):
     assert not (Path(other.root) / "report").exists()  # the other run is only read
     with pytest.raises(FileNotFoundError, match="label the test run"):
         evaluate_run(run, tiny_config(), num_cpus=0.5, test_run=RunDir.of(tmp_path / "none"))
+
+
+def test_test_run_without_labels_is_a_one_line_error(tmp_path, capsys):
+    run = build_tiny_run(tmp_path, ast_stages=(), stages=("gatekeeper", "expert"))
+    code = main(["evaluate", "--run", run.root, "--test-run", str(tmp_path / "none")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "label the test run first" in err
