@@ -150,6 +150,8 @@ def validate(config: SerecConfig) -> SerecConfig:
         parse_enhancer_specs(config.enhancers)
     except ValueError as exc:
         raise ConfigError(f"config key 'enhancers': {exc}") from exc
+    if (config.label.cheapest_within or 0.0) < 0:
+        raise ConfigError("config key 'label.cheapest_within' must be >= 0 (an OVR margin)")
     for name in config.candidates:
         if name not in config.enhancers:
             raise ConfigError(f"config key 'label.candidates' names unknown enhancer '{name}'")

@@ -71,3 +71,27 @@ def test_cheapest_within_keeps_all_failed_and_missing_costs():
                         cost_by_system={"rnnoise": 0.2, "deepfilternet3": 0.2}).label == "rnnoise"
     with pytest.raises(ValueError, match="cheapest_within"):
         decide_label(ovr, ORDER, cheapest_within=-0.1, cost_by_system=COST)
+
+
+def test_the_labeler_passes_the_objective_and_measured_seconds():
+    import pandas as pd
+
+    from serec.config import load_config
+    from serec.label.pipeline import label_row
+
+    enhancers = {"gate": {"kind": "spectral_gate"}, "rnnoise": {}}
+    row = pd.Series({"clip_id": "c0", "path": "c0.wav", "noisy__ovr": 2.1, "gate__ovr": 3.00,
+                     "rnnoise__ovr": 3.04, "sec__gate": 0.01, "sec__rnnoise": 0.3})
+    thesis = label_row(row, load_config(None, overrides={"enhancers": enhancers}))
+    assert thesis["label"] == "rnnoise"
+    cheap = label_row(row, load_config(None, overrides={
+        "enhancers": enhancers, "label": {"cheapest_within": 0.05}}))
+    assert cheap["label"] == "gate" and cheap["best_system"] == "rnnoise"
+
+
+def test_a_negative_margin_fails_at_config_load():
+    from serec.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="label.cheapest_within"):
+        load_config(None, overrides={"enhancers": {"rnnoise": {}},
+                                     "label": {"cheapest_within": -0.1}})
