@@ -3,7 +3,10 @@
 The gatekeeper threshold is chosen on the out-of-fold validation predictions only (every fold's
 models on that fold's validation clips) and then applied unchanged to the held-out test set. It
 is written to ``report/threshold.json`` and into every gatekeeper card, where ``recommend``
-finds it.
+finds it. The best single enhancer is likewise chosen on the training pool's scores, and the
+router ``recommend`` deploys (``report/router_choice.json``) on out-of-fold validation macro F1.
+Quality against compute (single systems, their best fixed mixture, router sweeps, AIQ) is in
+:mod:`serec.evaluate.frontier`.
 """
 
 from __future__ import annotations
