@@ -170,3 +170,24 @@ def test_test_run_without_labels_is_a_one_line_error(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "label the test run first" in err
+
+
+@pytest.mark.slow
+def test_a_test_set_that_never_reaches_the_expert(tmp_path, ray_session):
+    """The issue's crash: a small, lopsided test set where no clip is for the expert."""
+    run = build_tiny_run(tmp_path, ast_stages=(), stages=("gatekeeper", "expert"))
+    splits = run.read_pandas("splits.parquet")
+    test_ids = set(splits.loc[splits["is_test"], "clip_id"])
+    labels = run.read_pandas(LABELS)
+    rng = np.random.default_rng(3)
+    for row in labels[labels["clip_id"].isin(test_ids)].itertuples():
+        write_wav(row.path, synth("speech", rng))
+    labels.loc[labels["clip_id"].isin(test_ids), "label"] = "rnnoise"
+    shutil.rmtree(Path(run.root) / LABELS)
+    run.append_part(LABELS, pa.Table.from_pandas(labels, preserve_index=False))
+    metrics = evaluate_run(run, tiny_config(), num_cpus=0.5, n_boot=50)
+    expert = metrics["test"]["ensemble"]["expert"]
+    assert expert["n"] == 0
+    text = (Path(run.root) / "report" / "report.md").read_text()
+    section = text[text.index("### Expert"):text.index("### Where the errors")]
+    assert "No clips in this group." in section
