@@ -70,7 +70,7 @@ def quality_compute_png(rows: Sequence[dict[str, Any]]) -> bytes:
     """Mean OVR against compute seconds per clip, one legend entry per point."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for (x, y), names in compute_quality_points(rows).items():
-        router = any(n.startswith(("router", "full", "features")) for n in names)
+        router = any(n.startswith(("router", "full", "features", "boosted")) for n in names)
         marker = "*" if router else ("D" if "oracle" in names else "o")
         ax.scatter([x], [y], s=90 if router else 45, marker=marker, label=" = ".join(names))
     ax.set_xlabel("compute per clip (s)")
