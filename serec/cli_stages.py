@@ -5,6 +5,7 @@ embedded demo corpus)."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from serec.runs import FEATURES, LABELS, MANIFEST, MODELS, REPORT, SPLITS, RunDi
 
 DEMO_CLIPS = 60
 AST_STAGES = ("gatekeeper", "expert", "full")
-STAGES = (*AST_STAGES, "features")
+STAGES = (*AST_STAGES, "features", "boosted")
 
 
 def _run_and_config(p: argparse.ArgumentParser) -> None:
@@ -118,9 +119,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from serec.config import load_config
     from serec.evaluate import evaluate_run, format_headline
 
-    metrics = evaluate_run(RunDir.of(args.run), load_config(args.config), address=args.address)
+    test_run = RunDir.of(args.test_run) if args.test_run else None
+    try:
+        metrics = evaluate_run(RunDir.of(args.run), load_config(args.config),
+                               address=args.address, test_run=test_run)
+    except ValueError as exc:  # data that cannot be evaluated (no test clips, unscored systems)
+        print(f"serec: error: {exc}", file=sys.stderr)
+        return 2
     print(format_headline(metrics))
-    print(f"\nreport: {RunDir.of(args.run).path(REPORT, 'report.md')}")
+    print(f"\nreport: {metrics['report_path']}")
     return 0
 
 
@@ -245,6 +252,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     evaluate = sub.add_parser("evaluate", help="metrics, bottlenecks and routing value report")
     _run_and_config(evaluate)
+    evaluate.add_argument("--test-run", default=None, help="test the models on every labeled "
+                          "clip of this other run (cross-corpus); report under RUN/cross/")
     evaluate.set_defaults(func=cmd_evaluate)
 
     rec = sub.add_parser("recommend", help="route audio files and run only the chosen enhancer")

@@ -42,6 +42,9 @@ class LabelConfig:
 
     fail_threshold: float = 2.0
     candidates: list[str] | None = None      # default: every configured enhancer
+    # None: the thesis rule (highest OVR); delta: the cheapest candidate (measured seconds)
+    # whose OVR is within delta of the best
+    cheapest_within: float | None = None
     save_audio: bool = False
     min_seconds: float = 0.5
     max_seconds: float = 10.0
@@ -147,6 +150,8 @@ def validate(config: SerecConfig) -> SerecConfig:
         parse_enhancer_specs(config.enhancers)
     except ValueError as exc:
         raise ConfigError(f"config key 'enhancers': {exc}") from exc
+    if (config.label.cheapest_within or 0.0) < 0:
+        raise ConfigError("config key 'label.cheapest_within' must be >= 0 (an OVR margin)")
     for name in config.candidates:
         if name not in config.enhancers:
             raise ConfigError(f"config key 'label.candidates' names unknown enhancer '{name}'")

@@ -69,17 +69,23 @@ def class_report(truth: Sequence[str], pred: Sequence[str],
     """Per-class precision/recall/F1/support, macro F1, accuracy and the confusion matrix.
 
     Confusion rows are true classes, columns predicted classes, both in ``classes`` order.
+    An empty group gives ``n`` 0 and NaN scores (reported as "no clips").
     """
     truth = np.asarray(truth, dtype=object)
     pred = np.asarray(pred, dtype=object)
     classes = list(classes)
+    if len(truth) == 0:  # an empty group (e.g. no test clip reached the expert)
+        return {"classes": classes, "per_class": [
+                    {"class": c, "precision": float("nan"), "recall": float("nan"),
+                     "f1": float("nan"), "support": 0} for c in classes],
+                "n": 0, "macro_f1": float("nan"), "accuracy": float("nan"),
+                "confusion": np.zeros((len(classes), len(classes)), int).tolist()}
     precision, recall, f1, support = precision_recall_fscore_support(
         truth, pred, labels=classes, zero_division=0)
     per_class = [{"class": c, "precision": float(p), "recall": float(r), "f1": float(f),
                   "support": int(s)}
                  for c, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)]
-    matrix = confusion_matrix(truth, pred, labels=classes) if len(truth) else np.zeros(
-        (len(classes), len(classes)), int)
+    matrix = confusion_matrix(truth, pred, labels=classes)
     return {"classes": classes, "per_class": per_class, "n": int(len(truth)),
             "macro_f1": macro_f1(truth, pred, classes),
             "accuracy": float(np.mean(truth == pred)) if len(truth) else float("nan"),

@@ -101,7 +101,9 @@ def score_rows(row: pd.Series, systems: list[str]) -> list[dict]:
 def label_row(row: pd.Series, config: SerecConfig) -> dict | None:
     systems = list(config.enhancers)
     ovr = {s: as_float(row[f"{s}__ovr"]) for s in [NOISY, *systems]}
-    decision = decide_label(ovr, config.candidates, config.label.fail_threshold)
+    decision = decide_label(ovr, config.candidates, config.label.fail_threshold,
+                            cheapest_within=config.label.cheapest_within,
+                            cost_by_system={s: as_float(row[f"sec__{s}"]) for s in systems})
     if decision is None:
         return None
     meta = {c: row.get(c) for c in ("path", "clean_path", "duration_s", *METADATA_COLUMNS)}
