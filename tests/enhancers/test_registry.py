@@ -10,7 +10,7 @@ from serec.config import load_config
 from serec.enhancers import available_kinds, parse_enhancer_specs
 from serec.enhancers.registry import KIND_PACKAGES, describe_kind, describe_kinds
 
-ZOO_KINDS = ("nsnet2", "gtcrn", "dtln", "webrtc", "wpe", "chain")
+ZOO_KINDS = ("nsnet2", "gtcrn", "dtln", "hush", "webrtc", "wpe", "chain")
 
 
 def test_every_builtin_kind_has_a_package_entry() -> None:
