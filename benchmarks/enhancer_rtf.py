@@ -41,9 +41,16 @@ def main() -> None:
     parser.add_argument("--config", default="zoo.yaml", help="config whose enhancers to time")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per enhancer")
     parser.add_argument("--threads", type=int, default=1, help="ONNX/BLAS threads")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="time only these enhancer names of the config")
     args = parser.parse_args()
 
     specs = parse_enhancer_specs(load_config(args.config).enhancers)
+    if args.only:
+        unknown = sorted(set(args.only) - set(specs))
+        if unknown:
+            parser.error(f"--only: not in {args.config}: {', '.join(unknown)}")
+        specs = {name: spec for name, spec in specs.items() if name in args.only}
     clip = noisy_clip()
     print(f"{'enhancer':<16}{'kind':<16}{'CPU RTF':>9}{'wall RTF':>10}{'build s':>9}")
     with threadpool_limits(args.threads):
