@@ -163,7 +163,7 @@ def parse_enhancer_specs(section: Mapping[str, Any] | None) -> dict[str, Enhance
         raise ValueError(f"'enhancers' must be a mapping of name -> entry, got "
                          f"{type(section).__name__}")
     return {name: parse_enhancer_spec(name, _inline_chain_steps(section, name, ()))
-            for name, entry in section.items()}
+            for name in section}
 
 
 def _inline_chain_steps(section: Mapping[str, Any], name: str,
