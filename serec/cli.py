@@ -174,6 +174,28 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_enhancers(args: argparse.Namespace) -> int:
+    """List every enhancer kind: sample rate, whether it runs here, licence, parameters."""
+    import dataclasses
+    import json
+
+    from serec.enhancers.registry import describe_kinds
+
+    kinds = describe_kinds()
+    if args.json:
+        print(json.dumps([dataclasses.asdict(info) for info in kinds], indent=2, default=str))
+        return 0
+    for info in kinds:
+        here = "yes" if info.runs_here else "no"
+        rate = f"{info.native_sr} Hz" if info.native_sr else "?"
+        print(f"{info.kind:<15} {rate:>9}  runs here: {here:<3}  licence: {info.licence}")
+        params = ", ".join(f"{key}={value!r}" for key, value in info.params.items())
+        print(f"    params: {params or '(none)'}")
+        if info.note:
+            print(f"    note: {info.note}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="serec", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -230,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arg(feats)
     _config_arg(feats)
     feats.set_defaults(func=cmd_features)
+
+    enhancers = sub.add_parser("enhancers", help="list every enhancer kind: sample rate, "
+                               "whether it runs here, licence and parameters")
+    enhancers.add_argument("--json", action="store_true",
+                           help="print the list as JSON instead of a table")
+    enhancers.set_defaults(func=cmd_enhancers)
 
     from serec import cli_stages
 
