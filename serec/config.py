@@ -115,8 +115,15 @@ def load_config(path: str | Path | None = None,
     if path is None and overrides is not None:
         data: dict[str, Any] = {}
     else:
-        with open(resolve_config_path(path)) as f:
-            data = yaml.safe_load(f) or {}
+        resolved = resolve_config_path(path)
+        try:
+            with open(resolved) as f:
+                data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f" (line {where.line + 1})" if where else ""
+            raise ConfigError(f"config {resolved} is not valid YAML{line}: "
+                              f"{getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"config {path} must be a YAML mapping at the top level")
     data = {**data, **(overrides or {})}
