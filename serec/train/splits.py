@@ -125,23 +125,32 @@ def feasibility_problem(frame: pd.DataFrame, folds: int, test_fraction: float,
     test = " plus a test set" if test_fraction > 0 else ""
     message = (f"only {n_groups} independent groups among {len(frame)} clips for --group "
                f"{format_group(group)}; {folds} folds{test} need at least {needed}")
-    fixes = []
-    most = max_folds(n_groups, test_fraction)
-    if most >= 2:
-        fixes.append(f"--folds {most}")
-    if test_fraction > 0 and n_groups >= folds:
-        fixes.append("--test-fraction 0")
-    linkable = [c for c in DEFAULT_GROUP if c in frame]
+    fixes = _fewer_folds(n_groups, folds, test_fraction, "")
+    linkable = [c for c in DEFAULT_GROUP if c in frame and frame[c].notna().any()]
     for size in range(len(linkable) - 1, -1, -1):
         for subset in combinations(linkable, size):
             if set(subset) >= set(group):
-                continue  # a superset of the groups asked for never has more components
+                continue  # a superset of the columns asked for never has more groups
             count = int(connected_groups(frame, subset).max()) + 1
+            option = f"--group {format_group(subset)}"
             if count >= needed:
-                fixes.append(f"--group {format_group(subset)} ({count} groups)")
-        if len(fixes) >= 3:
-            break
-    return message + ("; try " + " or ".join(fixes) if fixes else "; add more clips")
+                fixes.append(f"{option} ({count} groups)")
+            else:
+                fixes += [f"{fix} ({count} groups)"
+                          for fix in _fewer_folds(count, folds, test_fraction, option + " ")]
+    fixes = list(dict.fromkeys(fixes))[:3]
+    return message + ("; try " + " or ".join(fixes) if fixes else "; add clips from more "
+                      "speakers/sources")
+
+
+def _fewer_folds(n_groups: int, folds: int, test_fraction: float, option: str) -> list[str]:
+    """Fold counts (or dropping the test set) that ``n_groups`` groups can carry."""
+    most = max_folds(n_groups, test_fraction)
+    if most >= 2:
+        return [f"{option}--folds {min(most, folds)}"]
+    if test_fraction > 0 and n_groups >= 2:
+        return [f"{option}--test-fraction 0 --folds {min(n_groups, folds)}"]
+    return []
 
 
 def assign_splits(frame: pd.DataFrame, folds: int = 5, test_fraction: float = 0.15,
@@ -166,17 +175,24 @@ def assign_splits(frame: pd.DataFrame, folds: int = 5, test_fraction: float = 0.
         # sklearn warns when a rare class has fewer members than splits; the split is still valid
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         if test_splits:
-            splitter = StratifiedGroupKFold(n_splits=test_splits, shuffle=True, random_state=seed)
-            pool, _ = next(splitter.split(pool, labels, groups))
+            pool, _ = next(_group_folds(test_splits, seed, labels, groups))
         if len(np.unique(groups[pool])) < folds:
             raise SplitError(f"after holding out the test set only "
                              f"{len(np.unique(groups[pool]))} groups remain for {folds} folds; "
                              f"lower --folds or --test-fraction")
-        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-        for k, (_, val) in enumerate(splitter.split(pool, labels[pool], groups[pool])):
+        for k, (_, val) in enumerate(_group_folds(folds, seed, labels[pool], groups[pool])):
             fold[pool[val]] = k
     return pd.DataFrame({"clip_id": frame["clip_id"].astype(str), "fold": fold,
                          "is_test": fold == TEST_FOLD})
+
+
+def _group_folds(n_splits: int, seed: int, labels: np.ndarray, groups: np.ndarray):
+    """Stratified group folds; when every class is rarer than ``n_splits`` (tiny corpora)
+    stratification is impossible and the groups are shuffled into folds alone."""
+    if np.unique(labels, return_counts=True)[1].max() < n_splits:
+        labels = np.zeros(len(labels), dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return splitter.split(np.arange(len(labels)), labels, groups)
 
 
 def split_summary(frame: pd.DataFrame, splits: pd.DataFrame,
