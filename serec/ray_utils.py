@@ -77,3 +77,33 @@ def node_id() -> str:
     if not ray.is_initialized():
         return "local"
     return ray.get_runtime_context().get_node_id()
+
+
+def epoch_progress(desc: str, trials: int, epochs: int) -> Any:
+    """A Ray Tune callback reporting finished epochs of all trials through
+    :class:`serec.progress.Progress` (a trial stopped early counts its remaining epochs)."""
+    from ray.tune import Callback
+
+    class EpochProgress(Callback):
+        def __init__(self) -> None:
+            self.bar = progress.Progress(desc, trials * epochs, unit="epochs")
+            self.seen: dict[str, int] = {}
+
+        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            self.seen[trial.trial_id] = self.seen.get(trial.trial_id, 0) + 1
+            self.bar.update(1)
+
+        def _finish(self, trial) -> None:
+            self.bar.update(max(0, epochs - self.seen.get(trial.trial_id, 0)))
+            self.seen[trial.trial_id] = epochs
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            self._finish(trial)
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            self._finish(trial)
+
+        def on_experiment_end(self, trials, **info) -> None:
+            self.bar.close()
+
+    return EpochProgress()
