@@ -127,11 +127,15 @@ def feasibility_problem(frame: pd.DataFrame, folds: int, test_fraction: float,
                f"{format_group(group)}; {folds} folds{test} need at least {needed}")
     fixes = _fewer_folds(n_groups, folds, test_fraction, "")
     linkable = [c for c in DEFAULT_GROUP if c in frame and frame[c].notna().any()]
+    counts_seen = {n_groups}
     for size in range(len(linkable) - 1, -1, -1):
         for subset in combinations(linkable, size):
             if set(subset) >= set(group):
                 continue  # a superset of the columns asked for never has more groups
             count = int(connected_groups(frame, subset).max()) + 1
+            if count in counts_seen:
+                continue  # linking more columns for the same number of groups is safer
+            counts_seen.add(count)
             option = f"--group {format_group(subset)}"
             if count >= needed:
                 fixes.append(f"{option} ({count} groups)")
