@@ -117,13 +117,10 @@ def fold_trial(params: dict[str, Any], shared: dict[str, Any]) -> None:
     """Tune trial of ``serec train``: fold ``params["fold"]``, one TorchTrainer, best model kept."""
     from ray import tune
 
-    from serec.ray_utils import epoch_progress
-
     fold = int(params["fold"])
     config = TrainConfig.from_dict(shared["train"])
     result = fit_trainer(loop_config(shared, shared["train"], [fold], True), config,
-                         shared["storage"], f"{shared['stage']}_fold{fold}_{shared['stamp']}",
-                         [epoch_progress(f"{shared['stage']} fold {fold}", 1, config.epochs)])
+                         shared["storage"], f"{shared['stage']}_fold{fold}_{shared['stamp']}")
     model_dir = RunDir.of(shared["run_root"]).model_dir(shared["stage"], fold)
     copy_checkpoint(result.checkpoint, model_dir)
     tune.report({**result.return_value["folds"][0], "workers": result.return_value["world_size"],
