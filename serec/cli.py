@@ -29,9 +29,15 @@ def _print_frame(frame: pd.DataFrame, floatfmt: str = "{:.3f}") -> None:
 
 
 # -- data -----------------------------------------------------------------------------------
+def _check_snr_range(args: argparse.Namespace) -> None:
+    if args.snr_min > args.snr_max:
+        raise UsageError(f"--snr-min {args.snr_min:g} is above --snr-max {args.snr_max:g}")
+
+
 def cmd_data_mix(args: argparse.Namespace) -> int:
     from serec.data.mix import mix_files
 
+    _check_snr_range(args)
     frame = mix_files(RunDir.of(args.run), args.speech, args.noise, args.clips, args.snr_min,
                       args.snr_max, args.seed, args.max_seconds)
     print(f"mixed {len(frame)} clips from {frame['speaker_id'].nunique()} speakers into "
@@ -77,6 +83,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_data_demo(args: argparse.Namespace) -> int:
     from serec.data.demo import make_demo_corpus
 
+    _check_snr_range(args)
     frame = make_demo_corpus(RunDir.of(args.run), args.clips, args.seed, args.snr_min,
                              args.snr_max)
     print(f"demo corpus: {len(frame)} clips, {frame['speaker_id'].nunique()} voices, "

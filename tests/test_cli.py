@@ -81,18 +81,28 @@ def _serec(*args: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProc
      "argument --clips: expected an integer"),
     (["label", "--run", "RUN", "--config", "no/such.yaml"], "config file no/such.yaml not found"),
     (["export", "--run", "RUN"], "say where to write: --lhotse"),
+    (["data", "demo", "--run", "RUN", "--snr-min", "30", "--snr-max", "0"],
+     "--snr-min 30 is above --snr-max 0"),
 ])
-def test_bad_invocations_exit_2_with_one_line(tmp_path, args, needle):
+def test_bad_invocations_exit_2_with_one_line(tmp_path, args, needle, capsys):
     args = [str(tmp_path / "run") if a == "RUN" else a for a in args]
-    result = _serec(*args)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr and needle in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("serec ")
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse rejected a value
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err and needle in err
+    assert err.strip().splitlines()[-1].startswith("serec ")
 
 
-def test_verbose_shows_the_traceback_of_an_expected_error(tmp_path):
-    result = _serec("split", "--run", str(tmp_path), "-v")
-    assert result.returncode == 2 and "Traceback" in result.stderr
+def test_python_m_serec_exits_2_and_verbose_shows_the_traceback(tmp_path):
+    plain = _serec("split", "--run", str(tmp_path))
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert plain.stderr.strip() == (f"serec split: error: {tmp_path}/labels does not exist; "
+                                    "run `serec label` first")
+    verbose = _serec("split", "--run", str(tmp_path), "-v")
+    assert verbose.returncode == 2 and "Traceback" in verbose.stderr
 
 
 def test_bad_config_value_names_its_key(tmp_path, capsys):

@@ -259,7 +259,7 @@ def fold_frames(run: RunDir, fold: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = labeled_splits(run)
     n_folds = int(frame.loc[~frame["is_test"], "fold"].max()) + 1
     if not 0 <= fold < n_folds:
-        raise ValueError(f"fold {fold} does not exist; the split has folds 0..{n_folds - 1}")
+        raise SplitError(f"fold {fold} does not exist; the split has folds 0..{n_folds - 1}")
     pool = frame[~frame["is_test"]]
     return (pool[pool["fold"] != fold].reset_index(drop=True),
             pool[pool["fold"] == fold].reset_index(drop=True))
