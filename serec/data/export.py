@@ -1,4 +1,4 @@
-"""Labels (with their scores) or a router's decisions out as toolkit manifests
+"""Labels (with every system's DNSMOS scores) or a router's decisions out as toolkit manifests
 (``serec export``): a lhotse ``CutSet`` whose cuts carry them as custom fields, and a NeMo
 JSON-lines manifest with them as extra keys, so that those toolkits can train on the labels or
 act on the decisions.
@@ -18,8 +18,9 @@ import soundfile as sf
 from serec.data.manifest import MANIFEST_COLUMNS, read_manifest
 from serec.data.manifests import _lhotse
 from serec.errors import UsageError
-from serec.runs import LABELS, RunDir
+from serec.runs import LABELS, SCORES, RunDir
 
+SCORE_METRICS = ("sig", "bak", "ovr", "p808")
 # manifest columns that become the cut/segment itself rather than custom fields
 _LOCATION = ("path", "offset_s", "duration_s", "speaker_id")
 
@@ -41,7 +42,24 @@ def export_frame(run: RunDir) -> pd.DataFrame:
     manifest = read_manifest(run)[["clip_id", *_LOCATION]]
     extra = [c for c in labels.columns if c not in MANIFEST_COLUMNS or c == "clip_id"]
     frame = manifest.merge(labels[extra], on="clip_id", how="inner")
+    scores = score_columns(run)
+    if scores is not None:
+        frame = frame.merge(scores[[c for c in scores.columns if c not in frame
+                                    or c == "clip_id"]], on="clip_id", how="left")
     return frame.sort_values("clip_id").reset_index(drop=True)
+
+
+def score_columns(run: RunDir) -> pd.DataFrame | None:
+    """DNSMOS scores of every system as ``<system>_<metric>`` columns, one row per clip."""
+    if not run.has_table(SCORES):
+        return None
+    scores = run.read_pandas(SCORES, dedup_keys=["clip_id", "system"])
+    metrics = [m for m in SCORE_METRICS if m in scores]
+    if not metrics or "system" not in scores:
+        return None
+    wide = scores.pivot(index="clip_id", columns="system", values=metrics)
+    wide.columns = [f"{system}_{metric}" for metric, system in wide.columns]
+    return wide.reset_index()
 
 
 def decisions_frame(path: str | Path) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from serec.cli import main
 from serec.data.manifest import read_manifest
 from serec.data.manifests import detect_format, read_nemo
 from serec.errors import UsageError
-from serec.runs import LABELS, RunDir
+from serec.runs import LABELS, SCORES, RunDir
 
 lhotse = pytest.importorskip("lhotse")
 pytestmark = pytest.mark.timeout(120)
@@ -39,7 +39,13 @@ def write_labels(run: RunDir, clip_ids: list[str], seed: int = 0) -> pd.DataFram
                           "dfn_ovr": rng.uniform(1, 4, len(clip_ids))})
     frame["label"] = np.where(frame["dfn_ovr"] > 2.0, "dfn", "all_failed")
     run.append_part(LABELS, pa.Table.from_pandas(frame, preserve_index=False))
-    return frame
+    scores = pd.DataFrame([{"clip_id": c, "system": s, "sig": rng.uniform(1, 5),
+                            "bak": rng.uniform(1, 5), "ovr": ovr, "p808": rng.uniform(1, 5)}
+                           for c, noisy, dfn in frame[["clip_id", "noisy_ovr", "dfn_ovr"]].values
+                           for s, ovr in (("noisy", noisy), ("dfn", dfn))])
+    run.append_part(SCORES, pa.Table.from_pandas(scores, preserve_index=False))
+    return frame.merge(scores[scores["system"] == "dfn"][["clip_id", "sig"]]
+                       .rename(columns={"sig": "dfn_sig"}), on="clip_id")
 
 
 def lhotse_manifests(tmp_path, recordings) -> tuple[str, str]:
@@ -88,6 +94,8 @@ def test_lhotse_cuts_round_trip_through_export(tmp_path, recordings):
     expected = labels.set_index("clip_id").loc["long-b"]
     assert cut.custom["label"] == expected["label"]
     assert cut.custom["dfn_ovr"] == pytest.approx(expected["dfn_ovr"])
+    assert cut.custom["dfn_sig"] == pytest.approx(expected["dfn_sig"])
+    assert {"noisy_bak", "noisy_p808", "dfn_p808"} <= set(cut.custom)
     assert cut.load_audio().shape[-1] == int(1.25 * TARGET_SR)
 
     again = RunDir.of(tmp_path / "again")
@@ -123,6 +131,7 @@ def test_nemo_manifest_imports_and_round_trips(tmp_path, recordings):
     assert (long["offset"], long["duration"], long["speaker"]) == (0.5, 2.0, "7")
     row = labels.set_index("clip_id").loc[imported.loc[1, "clip_id"]]
     assert long["label"] == row["label"] and long["dfn_ovr"] == pytest.approx(row["dfn_ovr"])
+    assert long["dfn_sig"] == pytest.approx(row["dfn_sig"])
     round_trip = read_nemo(out).sort_values("offset_s").reset_index(drop=True)
     pd.testing.assert_frame_equal(round_trip[["clip_id", *LOCATION]],
                                   imported[["clip_id", *LOCATION]])
