@@ -23,7 +23,7 @@ STAGES = (*AST_STAGES, "features")
 
 def _train_config(config_path: str | None, params: str | None = None):
     """The config file's ``train:`` section, with a tuned ``best.yaml`` merged over it."""
-    from serec.config import load_config
+    from serec.config import ConfigError, load_config
     from serec.train.config import TrainConfig
 
     train = TrainConfig.from_dict(load_config(config_path).train)
@@ -33,7 +33,13 @@ def _train_config(config_path: str | None, params: str | None = None):
         fs, path = pafs.FileSystem.from_uri(params) if "://" in params else (
             pafs.LocalFileSystem(), str(Path(params).resolve()))
         with fs.open_input_stream(path) as f:
-            train = train.merged(yaml.safe_load(f.read()) or {})
+            try:
+                overrides = yaml.safe_load(f.read()) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"--params {params} is not valid YAML: {exc}") from None
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"--params {params} must hold a mapping of train config keys")
+        train = train.merged(overrides)
     return train
 
 

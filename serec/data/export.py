@@ -16,7 +16,7 @@ import pandas as pd
 import soundfile as sf
 
 from serec.data.manifest import MANIFEST_COLUMNS, read_manifest
-from serec.data.manifests import _lhotse
+from serec.data.manifests import require_lhotse
 from serec.errors import UsageError
 from serec.runs import LABELS, SCORES, RunDir
 
@@ -101,7 +101,7 @@ def write_nemo(frame: pd.DataFrame, out: str | Path) -> int:
 def write_lhotse(frame: pd.DataFrame, out: str | Path) -> int:
     """A lhotse ``CutSet`` (``.jsonl`` or ``.jsonl.gz``): one ``MonoCut`` per clip with one
     supervision (its speaker); ``label`` and scores in the cut's ``custom`` fields."""
-    lhotse = _lhotse()
+    lhotse = require_lhotse()
     recordings: dict[str, Any] = {}
     cuts = []
     for _, row in frame.iterrows():

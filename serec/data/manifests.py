@@ -13,6 +13,7 @@ import gzip
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 import pandas as pd
@@ -139,7 +140,8 @@ def read_nemo(path: str | Path, corpus: str | None = None,
     return pd.DataFrame(rows)
 
 
-def _lhotse():
+def require_lhotse() -> ModuleType:
+    """The lhotse package, or a usage error saying how to install it."""
     try:
         import lhotse
     except ImportError:
@@ -159,7 +161,7 @@ def _recording_path(recording: Any) -> str:
 def load_lhotse_cuts(paths: Sequence[str | Path]) -> Any:
     """One lhotse ``CutSet`` from a cuts manifest, or recordings (+ supervisions) manifests
     (one cut per supervision segment, or per recording where there are none)."""
-    lhotse = _lhotse()
+    lhotse = require_lhotse()
     cuts, recordings, supervisions = [], None, None
     for path in paths:
         try:
