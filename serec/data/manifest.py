@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from serec.errors import UsageError
 from serec.runs import MANIFEST, RunDir
 
 MANIFEST_SCHEMA = pa.schema([
@@ -130,7 +131,7 @@ def write_manifest(run: RunDir, new_rows: pd.DataFrame) -> pd.DataFrame:
         merged = new_rows
     if merged["clip_id"].duplicated().any():
         dupes = merged.loc[merged["clip_id"].duplicated(), "clip_id"].tolist()[:5]
-        raise ValueError(f"duplicate clip ids in manifest: {dupes}")
+        raise UsageError(f"duplicate clip ids in manifest: {dupes}; import each corpus once")
     table = pa.Table.from_pandas(manifest_frame(merged.to_dict("records")),
                                  schema=MANIFEST_SCHEMA, preserve_index=False)
     run.write_table(MANIFEST, table)

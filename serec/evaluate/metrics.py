@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from serec.evaluate.ensemble import TwoStage
 
@@ -33,35 +33,14 @@ def _codes(values: Sequence[str], classes: Sequence[str]) -> np.ndarray:
     return np.array([index.get(str(v), -1) for v in values], dtype=np.int64)
 
 
-def _macro_f1_codes(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Macro F1 of each row of ``(B, N)`` integer-coded label arrays, vectorised.
-
-    Matches ``sklearn.metrics.f1_score(average="macro", zero_division=0)`` with ``labels`` set
-    to the classes: a class never true and never predicted scores 0.
-    """
-    truth, pred = np.atleast_2d(truth), np.atleast_2d(pred)
-    rows = np.arange(truth.shape[0])[:, None] * (n_classes + 1)
-
-    def counts(codes: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        flat = (rows + np.where(codes < 0, n_classes, codes)).ravel()
-        total = np.bincount(flat, weights=None if weights is None else weights.ravel(),
-                            minlength=truth.shape[0] * (n_classes + 1))
-        return total.reshape(truth.shape[0], n_classes + 1)[:, :n_classes]
-
-    hits = counts(truth, (truth == pred).astype(np.float64))
-    denominator = counts(truth) + counts(pred)
-    f1 = np.divide(2.0 * hits, denominator, out=np.zeros(hits.shape), where=denominator > 0)
-    return f1.mean(axis=1)
-
-
-def macro_f1(truth: Sequence[str], pred: Sequence[str], classes: Sequence[str]) -> float:
-    """Macro F1 over the classes that occur in ``truth`` or ``pred`` (as sklearn does without
-    ``labels``); ``classes`` fixes the order and may list classes that do not occur."""
+def macro_f1(truth: Sequence[Any], pred: Sequence[Any],
+             classes: Sequence[Any] | None = None) -> float:
+    """scikit-learn's macro F1 (``zero_division=0``) over the classes that occur in ``truth``
+    or ``pred``; NaN for no clips. ``classes`` (a display order that may list absent classes)
+    does not change the score. Training and evaluation both use this one definition."""
     if len(truth) == 0:
         return float("nan")
-    seen = {str(v) for v in truth} | {str(v) for v in pred}
-    classes = [c for c in class_list(classes, truth, pred) if c in seen]
-    return float(_macro_f1_codes(_codes(truth, classes), _codes(pred, classes), len(classes))[0])
+    return float(f1_score(truth, pred, average="macro", zero_division=0))
 
 
 def class_report(truth: Sequence[str], pred: Sequence[str],
@@ -105,7 +84,9 @@ def bootstrap_ci(truth: Sequence[str], pred: Sequence[str], classes: Sequence[st
     rng = np.random.default_rng(seed)
     samples = rng.integers(0, len(truth), size=(n_boot, len(truth)))
     truth_codes, pred_codes = _codes(truth, classes), _codes(pred, classes)
-    scores = _macro_f1_codes(truth_codes[samples], pred_codes[samples], len(classes))
+    labels = np.arange(len(classes))
+    scores = [f1_score(truth_codes[s], pred_codes[s], labels=labels, average="macro",
+                       zero_division=0) for s in samples]
     tail = (1.0 - level) / 2.0
     return float(np.quantile(scores, tail)), float(np.quantile(scores, 1.0 - tail))
 

@@ -27,7 +27,7 @@ from serec.models.backbone import DEFAULT_BACKBONE
 from serec.models.card import KIND_LINEAR, ModelCard, save_model
 from serec.models.heads import POOLING
 from serec.models.tabular import fit_linear
-from serec.ray_utils import init_ray
+from serec.ray_utils import epoch_progress, init_ray
 from serec.runs import MODELS, RunDir
 from serec.train.config import TrainConfig
 from serec.train.data import StageTask, stage_task
@@ -92,7 +92,9 @@ def run_fold_trials(run: RunDir, task: StageTask, folds: list[int], backbone: st
         tune_config=tune.TuneConfig(
             max_concurrent_trials=max_concurrent or config.max_concurrent_trials),
         run_config=tune.RunConfig(name=f"train_{task.stage}_{stamp}",
-                                  storage_path=run.path(RESULTS_DIR), verbose=0))
+                                  storage_path=run.path(RESULTS_DIR), verbose=0,
+                                  callbacks=[epoch_progress(f"train {task.stage}", len(folds),
+                                                            config.epochs)]))
     grid = tuner.fit()
     failed = [f"fold {r.config.get('fold')}: {r.error}" for r in grid if r.error]
     if failed:
