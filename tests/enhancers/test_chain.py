@@ -40,7 +40,7 @@ def test_steps_may_name_other_entries_of_the_section() -> None:
 
 @pytest.mark.parametrize("steps, needle", [
     ([], "non-empty"),
-    ("wpe", "steps. must be list"),
+    ("wpe", "'steps' must be a list"),
     ([{"level": 2}], "mapping with 'kind'"),
     (["no_such_kind"], "step 0: .*unknown enhancer kind 'no_such_kind'"),
     ([{"kind": "webrtc", "level": 9}], "step 0: .*level must be in 0..4"),
