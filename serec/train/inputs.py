@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,8 +81,18 @@ def write_input_part(rows: pd.DataFrame, run_root: str, folder: str,
 
 
 def keep_clips(batch: pa.Table, clip_ids: pa.Array) -> pa.Table:
-    """Rows of ``batch`` whose clip_id is in ``clip_ids`` (a Ray Data filter)."""
+    """Rows of ``batch`` whose clip_id is in ``clip_ids``."""
     return batch.filter(pc.is_in(batch["clip_id"], value_set=clip_ids))
+
+
+def read_parts(batch: dict[str, np.ndarray], run_root: str,
+               clip_ids: pa.Array) -> Iterator[pa.Table]:
+    """The rows of ``clip_ids`` in each stored part named by ``batch["part"]``."""
+    fs, _ = RunDir.of(run_root).filesystem
+    for part in batch["part"]:
+        rows = keep_clips(pq.read_table(str(part), filesystem=fs), clip_ids)
+        if rows.num_rows:
+            yield rows
 
 
 @dataclass(frozen=True)
@@ -150,14 +160,16 @@ class StoredInputs:
     def dataset(self, clip_ids: Iterable[str], num_cpus: float = 0.0) -> ray.data.Dataset:
         """A lazy Ray dataset of the stored rows of ``clip_ids`` (one row per clip).
 
-        Reads and filters run as zero-CPU tasks by default: training workers already hold
-        the CPUs, and the reads are I/O.
+        One task reads one part and keeps the wanted rows, so a block is at most a part.
+        Reads run as zero-CPU tasks by default (``read_parquet`` would list files in a
+        one-CPU task): the training workers already hold the CPUs, and reading is I/O.
         """
-        fs, _ = self.run.filesystem
         wanted = pa.array(sorted(set(map(str, clip_ids))), pa.string())
-        return ray.data.read_parquet(self.parts(), filesystem=fs, num_cpus=num_cpus).map_batches(
-            keep_clips, batch_format="pyarrow", fn_kwargs={"clip_ids": wanted},
-            num_cpus=num_cpus)
+        parts = self.parts()
+        return ray.data.from_items([{"part": p} for p in parts],
+                                   override_num_blocks=max(1, len(parts))).map_batches(
+            read_parts, batch_size=1, batch_format="numpy", num_cpus=num_cpus,
+            fn_kwargs={"run_root": self.run_root, "clip_ids": wanted})
 
     def read(self, clip_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(values, n_frames)`` of ``clip_ids`` in that order, in this process (small sets)."""
