@@ -65,7 +65,7 @@ def write_input_part(rows: pd.DataFrame, run_root: str, folder: str,
                      params: dict[str, Any]) -> pd.DataFrame:
     """Featurise ``rows`` (clip_id, path, offset_s, duration_s) and store them as one part.
 
-    Returns one small row per clip (``clip_id``, ``nbytes`` stored), for counting.
+    Returns the clip_ids (for counting).
     """
     from serec.models.backbone import extractor_from_params
     from serec.models.inputs import read_clip, spectrograms, values_to_bytes
@@ -76,8 +76,7 @@ def write_input_part(rows: pd.DataFrame, run_root: str, folder: str,
                       "n_frames": pa.array(n_frames, pa.int32()),
                       "values": pa.array(values_to_bytes(values), pa.binary())})
     RunDir.of(run_root).append_part(folder, table)
-    return pd.DataFrame({"clip_id": rows["clip_id"].astype(str).to_numpy(),
-                         "nbytes": np.full(len(rows), values[0].nbytes if len(rows) else 0)})
+    return pd.DataFrame({"clip_id": rows["clip_id"].astype(str).to_numpy()})
 
 
 def keep_clips(batch: pa.Table, clip_ids: pa.Array) -> pa.Table:
@@ -85,14 +84,12 @@ def keep_clips(batch: pa.Table, clip_ids: pa.Array) -> pa.Table:
     return batch.filter(pc.is_in(batch["clip_id"], value_set=clip_ids))
 
 
-def read_parts(batch: dict[str, np.ndarray], run_root: str,
-               clip_ids: pa.Array) -> Iterator[pa.Table]:
-    """The rows of ``clip_ids`` in each stored part named by ``batch["part"]``."""
+def read_parts(batch: dict[str, np.ndarray], run_root: str) -> Iterator[pa.Table]:
+    """For each ``(part, clip_ids)`` row of ``batch``: those clips' rows of that stored part."""
     fs, _ = RunDir.of(run_root).filesystem
-    for part in batch["part"]:
-        rows = keep_clips(pq.read_table(str(part), filesystem=fs), clip_ids)
-        if rows.num_rows:
-            yield rows
+    for part, clip_ids in zip(batch["part"], batch["clip_ids"], strict=True):
+        yield keep_clips(pq.read_table(str(part), filesystem=fs),
+                         pa.array(list(clip_ids), pa.string()))
 
 
 @dataclass(frozen=True)
@@ -118,14 +115,22 @@ class StoredInputs:
         """Paths (inside the run's filesystem) of the stored parts."""
         return self.run.list_parts(self.folder)
 
-    def stored_clip_ids(self) -> set[str]:
-        """Clips that already have stored inputs (reads only the clip_id column)."""
+    def clip_parts(self) -> dict[str, str]:
+        """Stored clip -> the part holding it (the first, should two writers have raced).
+
+        Reads only the clip_id column of each part.
+        """
         fs, _ = self.run.filesystem
-        ids: set[str] = set()
+        where: dict[str, str] = {}
         for part in self.parts():
-            ids.update(pq.read_table(part, columns=["clip_id"], filesystem=fs)
-                       ["clip_id"].to_pylist())
-        return ids
+            for clip_id in pq.read_table(part, columns=["clip_id"], filesystem=fs)["clip_id"] \
+                    .to_pylist():
+                where.setdefault(clip_id, part)
+        return where
+
+    def stored_clip_ids(self) -> set[str]:
+        """Clips that already have stored inputs."""
+        return set(self.clip_parts())
 
     def ensure(self, clips: pd.DataFrame, num_cpus: float = 0.5, chunk: int = CHUNK_CLIPS,
                local_max: int = LOCAL_MAX_CLIPS) -> int:
@@ -158,37 +163,42 @@ class StoredInputs:
         return len(missing)
 
     def dataset(self, clip_ids: Iterable[str], num_cpus: float = 0.0) -> ray.data.Dataset:
-        """A lazy Ray dataset of the stored rows of ``clip_ids`` (one row per clip).
+        """A lazy Ray dataset of the stored rows of ``clip_ids``, one row per clip.
 
-        One task reads one part and keeps the wanted rows, so a block is at most a part.
-        Reads run as zero-CPU tasks by default (``read_parquet`` would list files in a
-        one-CPU task): the training workers already hold the CPUs, and reading is I/O.
+        One task reads one part (only parts holding wanted clips) and keeps the wanted rows,
+        so a block is at most a part. Reads run as zero-CPU tasks by default
+        (``read_parquet`` would list files in a one-CPU task): training workers already hold
+        the CPUs, and reading is I/O.
         """
-        wanted = pa.array(sorted(set(map(str, clip_ids))), pa.string())
-        parts = self.parts()
-        return ray.data.from_items([{"part": p} for p in parts],
-                                   override_num_blocks=max(1, len(parts))).map_batches(
+        where = self.clip_parts()
+        by_part: dict[str, list[str]] = {}
+        for clip_id in sorted(set(map(str, clip_ids))):
+            if clip_id not in where:
+                raise KeyError(f"no stored inputs for clip {clip_id} in {self.folder}")
+            by_part.setdefault(where[clip_id], []).append(clip_id)
+        items = [{"part": part, "clip_ids": ids} for part, ids in sorted(by_part.items())]
+        return ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
             read_parts, batch_size=1, batch_format="numpy", num_cpus=num_cpus,
-            fn_kwargs={"run_root": self.run_root, "clip_ids": wanted})
+            fn_kwargs={"run_root": self.run_root})
 
     def read(self, clip_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(values, n_frames)`` of ``clip_ids`` in that order, in this process (small sets)."""
         from serec.models.inputs import values_from_bytes
 
         fs, _ = self.run.filesystem
-        wanted = pa.array(sorted(set(clip_ids)), pa.string())
-        tables = [keep_clips(pq.read_table(p, filesystem=fs), wanted) for p in self.parts()]
-        table = pa.concat_tables(tables) if tables else pa.table(
-            {"clip_id": pa.array([], pa.string()), "n_frames": pa.array([], pa.int32()),
-             "values": pa.array([], pa.binary())})
-        position = {c: i for i, c in enumerate(table["clip_id"].to_pylist())}
-        missing = [c for c in clip_ids if c not in position]
+        where = self.clip_parts()
+        missing = [c for c in clip_ids if c not in where]
         if missing:
             raise KeyError(f"no stored inputs for {len(missing)} clip(s), e.g. {missing[:3]}")
-        order = pa.array([position[c] for c in clip_ids], pa.int64())
-        table = table.take(order)
-        values = values_from_bytes(table["values"].to_pylist(), self.max_length)
-        return values, table["n_frames"].to_numpy().astype(np.int32)
+        rows: dict[str, tuple[int, bytes]] = {}
+        for part in sorted({where[c] for c in clip_ids}):
+            wanted = pa.array([c for c in clip_ids if where[c] == part], pa.string())
+            table = keep_clips(pq.read_table(part, filesystem=fs), wanted)
+            rows.update(zip(table["clip_id"].to_pylist(),
+                            zip(table["n_frames"].to_pylist(), table["values"].to_pylist(),
+                                strict=True), strict=True))
+        return (values_from_bytes([rows[c][1] for c in clip_ids], self.max_length),
+                np.asarray([rows[c][0] for c in clip_ids], np.int32))
 
 
 def prepare_inputs(run: RunDir, clips: pd.DataFrame, backbone: str, max_length: int,

@@ -10,10 +10,16 @@ import pytest
 import ray
 
 from serec.models.backbone import TINY, make_extractor
-from serec.models.inputs import read_clip, spectrograms
+from serec.models.inputs import read_clip, spectrograms, values_from_bytes
 from serec.train.config import TrainConfig
 from serec.train.data import stage_task
-from serec.train.inputs import StoredInputs, extractor_key, prepare_inputs, stage_extractor_params
+from serec.train.inputs import (
+    StoredInputs,
+    extractor_key,
+    prepare_inputs,
+    stage_extractor_params,
+    write_input_part,
+)
 from serec.train.splits import make_splits
 from serec.train.stage import trial_shared
 from serec.train.trials import fold_datasets, train_name, val_name
@@ -78,6 +84,8 @@ def test_ray_data_stores_the_same_inputs_and_folds_are_filters(ray_session, spli
     # the trial config carries small per-clip columns only: no spectrogram, no object ref
     blob = pickle.dumps(shared)
     assert len(blob) < values.nbytes / 10 and b"ObjectRef" not in blob
+    # a second writer that raced the first: its copies are never read twice
+    write_input_part(task.frame.iloc[:3], split_run.root, stored.folder, stored.params)
     datasets = fold_datasets(shared, task.folds)
     clip_ids = shared["pool"]["clip_id"]
     for fold in task.folds:
@@ -86,4 +94,9 @@ def test_ray_data_stores_the_same_inputs_and_folds_are_filters(ray_session, spli
         val = datasets[val_name(fold)].select_columns(["clip_id"]).take_all()
         assert sorted(r["clip_id"] for r in train) == sorted(clip_ids[spec.train_idx])
         assert sorted(r["clip_id"] for r in val) == sorted(clip_ids[spec.val_idx])
+    rows = stored.dataset(clip_ids[:5]).take_all()
+    assert sorted(r["clip_id"] for r in rows) == sorted(clip_ids[:5])
+    position = list(task.frame["clip_id"]).index(rows[0]["clip_id"])
+    np.testing.assert_array_equal(values_from_bytes([rows[0]["values"]], 64)[0],
+                                  expected[0][position])
     assert ray.is_initialized()
