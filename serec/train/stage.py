@@ -4,7 +4,9 @@ Each trial is a Tune *function* trainable that runs one ``TorchTrainer`` for one
 ``TorchTrainer`` cannot itself be a Tune trainable under Ray Train V2). The trial only drives
 its trainer, so it reserves no CPU; the Train workers reserve ``num_workers x cpus_per_worker``
 CPUs (and GPUs), and trials queue for those resources (at most ``train.max_concurrent_trials``
-at once, default unbounded), so an autoscaler sees the demand and adds nodes. The best
+at once, default unbounded), so an autoscaler sees the demand and adds nodes. The pool's AST
+inputs are stored once in the run (``inputs/<key>/``, :mod:`serec.train.inputs`) and each
+trial's workers stream their fold's share of them. The best
 checkpoint of each fold lands in ``models/<stage>/fold_<k>/``; a per-fold metrics table is
 returned and written to ``models/<stage>/folds.parquet``.
 

@@ -162,7 +162,8 @@ def tune_trial(params: dict[str, Any], shared: dict[str, Any]) -> None:
     The loop runs inside the trial process on the CPUs/GPU that Tune reserved for the trial,
     not in a TorchTrainer: when ASHA stops a trial Tune kills its process, and a TorchTrainer
     killed that way leaves its placement group reserved unless Ray's State API is reachable
-    (Ray 2.60), which starves the remaining trials. Every epoch reports
+    (Ray 2.60), which starves the remaining trials. The folds' inputs stream from the run's
+    stored inputs like a TorchTrainer's (:func:`fold_datasets`). Every epoch reports
     :data:`MEAN_METRIC` to Tune; no checkpoints are kept.
     """
     import torch
