@@ -15,6 +15,7 @@ transformers only inside the functions that featurise or decode.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
@@ -39,6 +40,9 @@ CHUNK_CLIPS = 32  # clips per stored part (~16 MiB at 1024 frames)
 # costs seconds of start-up, the driver about 5 ms per clip.
 LOCAL_MAX_CLIPS = 256
 CLIP_COLUMNS = ["clip_id", "path", "offset_s", "duration_s"]
+# Object store a streamed fold dataset may fill ahead of its consumer (a few parts), so that
+# its peak does not grow with the pool.
+STREAM_BUFFER_BYTES = 64 * 2**20
 
 
 def stage_extractor_params(backbone: str, max_length: int) -> dict[str, Any]:
@@ -90,6 +94,15 @@ def read_parts(batch: dict[str, np.ndarray], run_root: str) -> Iterator[pa.Table
     for part, clip_ids in zip(batch["part"], batch["clip_ids"], strict=True):
         yield keep_clips(pq.read_table(str(part), filesystem=fs),
                          pa.array(list(clip_ids), pa.string()))
+
+
+def streaming_options() -> ray.data.ExecutionOptions:
+    """Ray Data execution options for streaming stored inputs: the session's defaults with
+    the object store use capped at :data:`STREAM_BUFFER_BYTES`."""
+    options = copy.copy(ray.data.DataContext.get_current().execution_options)
+    options.resource_limits = options.resource_limits.copy(
+        object_store_memory=STREAM_BUFFER_BYTES)
+    return options
 
 
 @dataclass(frozen=True)
@@ -166,7 +179,8 @@ class StoredInputs:
         """A lazy Ray dataset of the stored rows of ``clip_ids``, one row per clip.
 
         One task reads one part (only parts holding wanted clips) and keeps the wanted rows,
-        so a block is at most a part. Reads run as zero-CPU tasks by default
+        so a block is at most a part; reading stops while :data:`STREAM_BUFFER_BYTES` of
+        blocks wait for the consumer. Reads run as zero-CPU tasks by default
         (``read_parquet`` would list files in a one-CPU task): training workers already hold
         the CPUs, and reading is I/O.
         """
@@ -177,9 +191,11 @@ class StoredInputs:
                 raise KeyError(f"no stored inputs for clip {clip_id} in {self.folder}")
             by_part.setdefault(where[clip_id], []).append(clip_id)
         items = [{"part": part, "clip_ids": ids} for part, ids in sorted(by_part.items())]
-        return ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
+        dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
             read_parts, batch_size=1, batch_format="numpy", num_cpus=num_cpus,
             fn_kwargs={"run_root": self.run_root})
+        dataset.context.execution_options = streaming_options()
+        return dataset
 
     def read(self, clip_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(values, n_frames)`` of ``clip_ids`` in that order, in this process (small sets)."""

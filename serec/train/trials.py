@@ -106,13 +106,16 @@ def fit_trainer(loop_config: dict[str, Any], config: TrainConfig, storage_path: 
     import ray.train
     from ray.train.torch import TorchTrainer
 
+    from serec.train.inputs import streaming_options
+
     resources: dict[str, float] = {"CPU": config.cpus_per_worker}
     if config.use_gpu:
         resources["GPU"] = 1
     trainer = TorchTrainer(
         train_loop_per_worker, train_loop_config=loop_config, datasets=datasets,
         dataset_config=ray.train.DataConfig(
-            datasets_to_split=[name for name in datasets if name.startswith("train_")]),
+            datasets_to_split=[name for name in datasets if name.startswith("train_")],
+            execution_options=streaming_options()),
         scaling_config=ray.train.ScalingConfig(num_workers=config.num_workers,
                                                use_gpu=config.use_gpu,
                                                resources_per_worker=resources),

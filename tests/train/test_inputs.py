@@ -14,6 +14,7 @@ from serec.models.inputs import read_clip, spectrograms, values_from_bytes
 from serec.train.config import TrainConfig
 from serec.train.data import stage_task
 from serec.train.inputs import (
+    STREAM_BUFFER_BYTES,
     StoredInputs,
     extractor_key,
     prepare_inputs,
@@ -94,6 +95,8 @@ def test_ray_data_stores_the_same_inputs_and_folds_are_filters(ray_session, spli
         val = datasets[val_name(fold)].select_columns(["clip_id"]).take_all()
         assert sorted(r["clip_id"] for r in train) == sorted(clip_ids[spec.train_idx])
         assert sorted(r["clip_id"] for r in val) == sorted(clip_ids[spec.val_idx])
+        limits = datasets[train_name(fold)].context.execution_options.resource_limits
+        assert limits.object_store_memory == STREAM_BUFFER_BYTES  # reads stop this far ahead
     rows = stored.dataset(clip_ids[:5]).take_all()
     assert sorted(r["clip_id"] for r in rows) == sorted(clip_ids[:5])
     position = list(task.frame["clip_id"]).index(rows[0]["clip_id"])
