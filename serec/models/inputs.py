@@ -32,6 +32,19 @@ def spectrograms(audios: Sequence[np.ndarray],
     return values, n_frames
 
 
+def values_to_bytes(values: np.ndarray) -> list[bytes]:
+    """One clip's input values per item, as raw float32 bytes (how ``inputs/`` stores them)."""
+    return [np.ascontiguousarray(v, np.float32).tobytes() for v in values]
+
+
+def values_from_bytes(items: Sequence[bytes], max_length: int) -> np.ndarray:
+    """Stored input values back to ``(N, max_length, mel)`` float32."""
+    if not len(items):
+        return np.zeros((0, max_length, 0), np.float32)
+    flat = np.frombuffer(bytearray(b"".join(items)), np.float32)
+    return flat.reshape(len(items), max_length, -1)
+
+
 def read_clip(path: str, offset_s: float | None = None,
               duration_s: float | None = None) -> np.ndarray:
     """One manifest clip (a window of a file) as 16 kHz mono float32."""

@@ -2,11 +2,15 @@
 
 One loop call trains one or more folds in lock-step (``serec train`` gives each Tune trial one
 fold; a ``serec tune`` trial trains its folds together so that it can report the fold mean
-every epoch). Per fold and epoch: a class-balanced ``WeightedRandomSampler`` draw (each worker
-draws its own share), cross-entropy with label smoothing, AdamW with the backbone at
+every epoch). Inputs stream in batches from a fold's sources (a Ray Train dataset shard, a Ray
+dataset, or anything with the same ``iter_batches``): each epoch is one pass over this worker's
+share of the training clips (shuffled through a local buffer), with cross-entropy weighted so
+that every class weighs the same in total (label smoothing on top), AdamW with the backbone at
 ``backbone_lr_ratio`` times the head's learning rate, ``ReduceLROnPlateau`` on the validation
 loss, early stopping when the validation macro F1 has not improved for ``patience`` epochs.
-Validation logits are gathered from all workers, so every worker takes the same decisions.
+Every worker reads the whole validation set but scores only its share; the logits are gathered,
+so every worker takes the same decisions. Only small per-clip columns (target, tabular features)
+live in memory; spectrograms are decoded one batch at a time.
 
 Every epoch is reported with ``ray.train.report``; whenever a single-fold run finds a better
 model (higher macro F1, ties broken by lower loss) the report carries a checkpoint folder that
@@ -18,22 +22,43 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import WeightedRandomSampler
 
 from serec.evaluate.metrics import macro_f1
 from serec.models.backbone import config_dict, load_backbone
 from serec.models.card import ModelCard
 from serec.models.heads import ASTClassifier
+from serec.models.inputs import values_from_bytes
 from serec.models.predict import batched_logits
 from serec.models.tabular import standardise
 from serec.train.config import TrainConfig
 from serec.train.trials import MEAN_METRIC, FoldSpec
+
+# local shuffle buffer of a training pass, in batches
+SHUFFLE_BATCHES = 4
+
+
+class BatchSource(Protocol):
+    """Stored input rows (clip_id, n_frames, values) in batches: a Ray dataset or shard."""
+
+    def iter_batches(self, *, batch_size: int, batch_format: str,
+                     local_shuffle_buffer_size: int | None = None,
+                     local_shuffle_seed: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+        ...
+
+
+@dataclass
+class FoldBatches:
+    """Where one fold's inputs come from on this worker."""
+
+    train: BatchSource  # this worker's share of the fold's training clips
+    val: BatchSource    # every validation clip of the fold
 
 
 def build_classifier(backbone: str, num_classes: int, tabular_dim: int, config: TrainConfig,
@@ -74,15 +99,30 @@ def classification_metrics(logits: np.ndarray, targets: np.ndarray,
             "accuracy": float(np.mean(pred == targets))}
 
 
-class FoldTrainer:
-    """Model, optimiser, scheduler and early-stopping state of one fold on one worker."""
+def balanced_class_weights(targets: np.ndarray, num_classes: int) -> np.ndarray:
+    """Per-class loss weights giving every class present the same total weight (mean 1)."""
+    counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
+    present = max(int(np.count_nonzero(counts)), 1)
+    return np.where(counts > 0, len(targets) / (present * np.maximum(counts, 1)), 0.0)
 
-    def __init__(self, spec: FoldSpec, data: dict[str, np.ndarray], config: TrainConfig,
-                 backbone: str, num_classes: int, device: str | torch.device = "cpu",
+
+class FoldTrainer:
+    """Model, optimiser, scheduler and early-stopping state of one fold on one worker.
+
+    ``pool`` holds the small per-clip columns of the stage's pool (``clip_id``, ``targets``,
+    raw ``tabular``); ``spec`` indexes it; ``batches`` stream the fold's spectrograms.
+    """
+
+    def __init__(self, spec: FoldSpec, pool: dict[str, np.ndarray], batches: FoldBatches,
+                 config: TrainConfig, backbone: str, num_classes: int,
+                 device: str | torch.device = "cpu",
                  wrap: Callable[[nn.Module], nn.Module] | None = None) -> None:
-        self.spec, self.data, self.config, self.device = spec, data, config, torch.device(device)
+        self.spec, self.batches, self.config = spec, batches, config
+        self.device = torch.device(device)
         self.num_classes = num_classes
-        tabular = data["tabular"]
+        self.targets = np.asarray(pool["targets"], np.int64)
+        self.position = {str(c): i for i, c in enumerate(pool["clip_id"])}
+        tabular = pool["tabular"]
         self.tabular = (standardise(tabular, spec.scaler_mean, spec.scaler_scale)
                         .astype(np.float32) if tabular.shape[1] else None)
         self.module = build_classifier(backbone, num_classes, tabular.shape[1], config,
@@ -94,6 +134,10 @@ class FoldTrainer:
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=config.plateau_factor,
             patience=config.plateau_patience)
+        weights = balanced_class_weights(self.targets[spec.train_idx], num_classes)
+        self.train_loss_fn = nn.CrossEntropyLoss(
+            weight=torch.as_tensor(weights, dtype=torch.float32, device=self.device),
+            label_smoothing=config.label_smoothing)
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.epoch = 0
         self.best: dict[str, float] = {"macro_f1": -1.0, "loss": math.inf}
@@ -104,42 +148,46 @@ class FoldTrainer:
         self.train_seconds = 0.0
         self.samples_seen = 0
 
+    # -- batches -------------------------------------------------------------------
+    def stream(self, source: BatchSource,
+               shuffle_seed: int | None = None) -> Iterator[tuple[np.ndarray, ...]]:
+        """``(pool rows, values, n_frames)`` per batch of ``source``, decoded one at a time."""
+        size = self.config.batch_size
+        shuffle = {} if shuffle_seed is None else {
+            "local_shuffle_buffer_size": SHUFFLE_BATCHES * size,
+            "local_shuffle_seed": shuffle_seed}
+        for batch in source.iter_batches(batch_size=size, batch_format="numpy", **shuffle):
+            rows = np.fromiter((self.position[str(c)] for c in batch["clip_id"]), np.int64,
+                               len(batch["clip_id"]))
+            values = values_from_bytes(list(batch["values"]), self.config.max_length)
+            yield rows, values, np.asarray(batch["n_frames"], np.int64)
+
+    def tabular_rows(self, rows: np.ndarray) -> torch.Tensor | None:
+        return None if self.tabular is None else torch.as_tensor(self.tabular[rows],
+                                                                device=self.device)
+
     # -- one epoch -----------------------------------------------------------------
-    def balanced_draw(self) -> np.ndarray:
-        """This worker's share of a class-balanced draw (with replacement) of training rows."""
-        rank, size = world()
-        idx = self.spec.train_idx
-        targets = self.data["targets"][idx]
-        counts = np.bincount(targets, minlength=self.num_classes)
-        weights = torch.as_tensor(1.0 / counts[targets], dtype=torch.double)
-        generator = torch.Generator().manual_seed(
-            self.config.seed * 1_000_003 + self.spec.fold * 7_919 + self.epoch * 131 + rank)
-        sampler = WeightedRandomSampler(weights, math.ceil(len(idx) / size), replacement=True,
-                                        generator=generator)
-        return idx[np.fromiter(iter(sampler), np.int64)]
-
-    def batch(self, rows: np.ndarray) -> tuple[torch.Tensor, ...]:
-        to = self.device
-        tab = None if self.tabular is None else torch.as_tensor(self.tabular[rows], device=to)
-        return (torch.as_tensor(self.data["values"][rows], device=to),
-                torch.as_tensor(self.data["n_frames"][rows], device=to), tab,
-                torch.as_tensor(self.data["targets"][rows], device=to))
-
     def train_epoch(self) -> dict[str, float]:
-        """One pass over a balanced draw; returns the mean training loss over all workers."""
+        """One pass over this worker's training share; returns the mean loss over workers."""
         self.epoch += 1
         start = time.perf_counter()
         self.model.train()
-        rows = self.balanced_draw()
-        loss_sum = 0.0
-        for begin in range(0, len(rows), self.config.batch_size):
-            values, n_frames, tab, targets = self.batch(rows[begin:begin + self.config.batch_size])
-            loss = self.loss_fn(self.model(values, n_frames, tab), targets)
+        rank, _ = world()
+        seed = (self.config.seed * 1_000_003 + self.spec.fold * 7_919 + self.epoch * 131
+                + rank) % 2**31
+        loss_sum, seen = 0.0, 0
+        for rows, values, n_frames in self.stream(self.batches.train, seed):
+            targets = torch.as_tensor(self.targets[rows], device=self.device)
+            logits = self.model(torch.as_tensor(values, device=self.device),
+                                torch.as_tensor(n_frames, device=self.device),
+                                self.tabular_rows(rows))
+            loss = self.train_loss_fn(logits, targets)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            loss_sum += loss.item() * len(targets)
-        parts = gather((loss_sum, len(rows)))
+            loss_sum += loss.item() * len(rows)
+            seen += len(rows)
+        parts = gather((loss_sum, seen))
         seconds = time.perf_counter() - start
         total = sum(n for _, n in parts)
         self.train_seconds += seconds
@@ -147,21 +195,29 @@ class FoldTrainer:
         return {"train_loss": sum(s for s, _ in parts) / max(total, 1),
                 "samples_per_s": total / seconds if seconds > 0 else math.nan}
 
-    def logits(self, rows: np.ndarray) -> np.ndarray:
-        """Logits for ``rows`` (each worker scores a slice; all workers get the whole array)."""
+    def validation_logits(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(pool rows, logits)`` of every validation clip (each worker scores its share)."""
         rank, size = world()
-        positions = np.arange(len(rows))[rank::size]
-        tab = None if self.tabular is None else self.tabular[rows[positions]]
-        local = batched_logits(self.module, self.data["values"][rows[positions]],
-                               self.data["n_frames"][rows[positions]], tab,
-                               self.config.batch_size, self.device)
-        out = np.zeros((len(rows), self.num_classes), np.float32)
-        for pos, part in gather((positions, local)):
-            out[pos] = part
-        return out
+        rows_parts, logit_parts = [], []
+        for rows, values, n_frames in self.stream(self.batches.val):
+            mine = rows % size == rank
+            if not mine.any():
+                continue
+            tab = None if self.tabular is None else self.tabular[rows[mine]]
+            rows_parts.append(rows[mine])
+            logit_parts.append(batched_logits(self.module, values[mine], n_frames[mine], tab,
+                                              self.config.batch_size, self.device))
+        local = (np.concatenate(rows_parts) if rows_parts else np.zeros(0, np.int64),
+                 np.concatenate(logit_parts) if logit_parts
+                 else np.zeros((0, self.num_classes), np.float32))
+        parts = gather(local)
+        return (np.concatenate([r for r, _ in parts]),
+                np.concatenate([logits for _, logits in parts]))
 
-    def evaluate(self, rows: np.ndarray) -> dict[str, float]:
-        return classification_metrics(self.logits(rows), self.data["targets"][rows], self.loss_fn)
+    def evaluate(self) -> dict[str, float]:
+        """Validation loss (unweighted), macro F1 and accuracy."""
+        rows, logits = self.validation_logits()
+        return classification_metrics(logits, self.targets[rows], self.loss_fn)
 
     def step(self) -> tuple[dict[str, float], bool]:
         """Train one epoch, validate, update LR and early stopping.
@@ -169,7 +225,7 @@ class FoldTrainer:
         Returns the epoch's metrics and whether this is the best model so far.
         """
         train = self.train_epoch()
-        val = self.evaluate(self.spec.val_idx)
+        val = self.evaluate()
         self.scheduler.step(val["loss"] if np.isfinite(val["loss"]) else 0.0)
         f1, loss = val["macro_f1"], val["loss"]
         improved_f1 = f1 > self.best["macro_f1"] + 1e-12
@@ -227,17 +283,20 @@ def epoch_metrics(trainers: list[FoldTrainer]) -> dict[str, Any]:
     return out
 
 
-def run_folds(config: dict[str, Any], data: dict[str, np.ndarray], report: Reporter | None = None,
-              device: str | torch.device = "cpu",
+def run_folds(config: dict[str, Any], batches: dict[int, FoldBatches],
+              report: Reporter | None = None, device: str | torch.device = "cpu",
               wrap: Callable[[nn.Module], nn.Module] | None = None) -> dict[str, Any]:
     """Train the folds of ``config["folds"]`` in lock-step until all stop; plain PyTorch.
 
-    ``report(metrics, best)`` is called once per epoch on every worker; ``best`` is the fold's
-    trainer when a single-fold run just improved, else None.
+    ``config["pool"]`` holds the pool's small per-clip columns (see :class:`FoldTrainer`);
+    ``batches[k]`` streams fold k's inputs. ``report(metrics, best)`` is called once per
+    epoch on every worker; ``best`` is the fold's trainer when a single-fold run just
+    improved, else None.
     """
     train_config = TrainConfig.from_dict(config["train"])
-    trainers = [FoldTrainer(spec, data, train_config, config["backbone"], config["num_classes"],
-                            device, wrap) for spec in config["folds"]]
+    trainers = [FoldTrainer(spec, config["pool"], batches[spec.fold], train_config,
+                            config["backbone"], config["num_classes"], device, wrap)
+                for spec in config["folds"]]
     while not all(t.stopped for t in trainers):
         improved = [t for t in trainers if not t.stopped and t.step()[1]]
         best = improved[0] if len(trainers) == 1 and improved else None

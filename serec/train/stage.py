@@ -4,7 +4,9 @@ Each trial is a Tune *function* trainable that runs one ``TorchTrainer`` for one
 ``TorchTrainer`` cannot itself be a Tune trainable under Ray Train V2). The trial only drives
 its trainer, so it reserves no CPU; the Train workers reserve ``num_workers x cpus_per_worker``
 CPUs (and GPUs), and trials queue for those resources (at most ``train.max_concurrent_trials``
-at once, default unbounded), so an autoscaler sees the demand and adds nodes. The best
+at once, default unbounded), so an autoscaler sees the demand and adds nodes. The pool's AST
+inputs are stored once in the run (``inputs/<key>/``, :mod:`serec.train.inputs`) and each
+trial's workers stream their fold's share of them. The best
 checkpoint of each fold lands in ``models/<stage>/fold_<k>/``; a per-fold metrics table is
 returned and written to ``models/<stage>/folds.parquet``.
 
@@ -32,7 +34,7 @@ from serec.runs import MODELS, RunDir
 from serec.train.config import TrainConfig
 from serec.train.data import StageTask, stage_task
 from serec.train.features_router import BOOSTED, train_boosted
-from serec.train.inputs import put_pool
+from serec.train.inputs import prepare_inputs
 from serec.train.loop import classification_metrics
 from serec.train.trials import FoldSpec, fold_trial
 
@@ -71,27 +73,41 @@ def run_stamp() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
+def trial_shared(run: RunDir, task: StageTask, folds: list[int], backbone: str,
+                 config: TrainConfig) -> dict[str, Any]:
+    """What every trial of a stage shares: the stored inputs' handle and small columns only.
+
+    The pool's AST inputs are stored in the run first (only clips not stored yet are
+    computed); trials stream them, so no spectrogram travels in the trial config.
+    """
+    stored = prepare_inputs(run, task.frame, backbone, config.max_length)
+    return {"inputs": {"run_root": stored.run_root, "params": stored.params},
+            "pool": {"clip_id": task.frame["clip_id"].astype(str).to_numpy(),
+                     "targets": task.targets, "tabular": task.tabular},
+            "train": config.to_dict(), "backbone": backbone, "num_classes": len(task.classes),
+            "stage": task.stage, "storage": run.path(RESULTS_DIR), "stamp": run_stamp(),
+            "card": base_card(task, backbone, stored.params, config),
+            "specs": {k: FoldSpec.fit(k, *task.fold_indices(k), task.tabular) for k in folds}}
+
+
 def run_fold_trials(run: RunDir, task: StageTask, folds: list[int], backbone: str,
                     config: TrainConfig,
                     max_concurrent: int | None = None) -> list[dict[str, Any]]:
-    """Precompute inputs once, then one Tune trial per fold; returns per-fold summaries."""
+    """Store the pool's inputs (once per run and extractor), then one Tune trial per fold.
+
+    Returns per-fold summaries.
+    """
     from ray import tune
 
     check_trials_can_run(config, f"training {task.stage}")
-    data_ref, extractor = put_pool(task, backbone, config.max_length)
-    stamp = run_stamp()
-    shared = {"data": data_ref, "train": config.to_dict(), "backbone": backbone,
-              "num_classes": len(task.classes), "stage": task.stage, "run_root": run.root,
-              "storage": run.path(RESULTS_DIR), "stamp": stamp,
-              "card": base_card(task, backbone, extractor, config),
-              "specs": {k: FoldSpec.fit(k, *task.fold_indices(k), task.tabular) for k in folds}}
+    shared = {**trial_shared(run, task, folds, backbone, config), "run_root": run.root}
     trainable = tune.with_resources(tune.with_parameters(fold_trial, shared=shared),
                                     TRIAL_RESOURCES)
     tuner = tune.Tuner(
         trainable, param_space={"fold": tune.grid_search(folds)},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=max_concurrent or config.max_concurrent_trials),
-        run_config=tune.RunConfig(name=f"train_{task.stage}_{stamp}",
+        run_config=tune.RunConfig(name=f"train_{task.stage}_{shared['stamp']}",
                                   storage_path=run.path(RESULTS_DIR), verbose=0,
                                   callbacks=[epoch_progress(f"train {task.stage}", len(folds),
                                                             config.epochs)]))

@@ -40,8 +40,30 @@ class FoldSpec:
         return cls(fold, np.asarray(train_idx), np.asarray(val_idx), mean, scale)
 
 
+def train_name(fold: int) -> str:
+    return f"train_{fold}"
+
+
+def val_name(fold: int) -> str:
+    return f"val_{fold}"
+
+
+def fold_datasets(shared: dict[str, Any], folds: list[int]) -> dict[str, Any]:
+    """Lazy Ray datasets ``train_<k>``/``val_<k>``: the stored inputs filtered to each fold."""
+    from serec.train.inputs import StoredInputs
+
+    stored = StoredInputs(**shared["inputs"])
+    clip_ids = shared["pool"]["clip_id"]
+    out = {}
+    for k in folds:
+        spec = shared["specs"][k]
+        out[train_name(k)] = stored.dataset(clip_ids[spec.train_idx])
+        out[val_name(k)] = stored.dataset(clip_ids[spec.val_idx])
+    return out
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
-    """Ray Train worker: fetch the shared pool, train, report every epoch.
+    """Ray Train worker: stream this worker's fold shards, train, report every epoch.
 
     A report carries a checkpoint (``model.safetensors`` + ``card.json``, from rank 0) when a
     single-fold run has just found its best model so far.
@@ -51,14 +73,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from serec.models.card import save_model
-    from serec.train.loop import FoldTrainer, run_folds
+    from serec.train.loop import FoldBatches, FoldTrainer, run_folds
 
     train_config = TrainConfig.from_dict(config["train"])
     if not train_config.use_gpu:
         torch.set_num_threads(max(1, int(round(train_config.cpus_per_worker))))
-    data = config["data"]
-    if isinstance(data, ray.ObjectRef):
-        data = ray.get(data)
+    batches = {spec.fold: FoldBatches(ray.train.get_dataset_shard(train_name(spec.fold)),
+                                      ray.train.get_dataset_shard(val_name(spec.fold)))
+               for spec in config["folds"]}
     rank = ray.train.get_context().get_world_rank()
     save = bool(config.get("save_checkpoints", True))
 
@@ -70,21 +92,30 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             save_model(best.module, best.card(config["card"]), folder)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
-    return run_folds(config, data, report, ray.train.torch.get_device(),
+    return run_folds(config, batches, report, ray.train.torch.get_device(),
                      ray.train.torch.prepare_model)
 
 
 def fit_trainer(loop_config: dict[str, Any], config: TrainConfig, storage_path: str, name: str,
-                callbacks: list | None = None):
-    """Run one ``TorchTrainer`` with ``config.num_workers`` workers; returns its Result."""
+                datasets: dict[str, Any], callbacks: list | None = None):
+    """Run one ``TorchTrainer`` with ``config.num_workers`` workers; returns its Result.
+
+    The ``train_<k>`` datasets are split between the workers; each worker reads the whole
+    ``val_<k>`` datasets (and scores its share of them).
+    """
     import ray.train
     from ray.train.torch import TorchTrainer
+
+    from serec.train.inputs import streaming_options
 
     resources: dict[str, float] = {"CPU": config.cpus_per_worker}
     if config.use_gpu:
         resources["GPU"] = 1
     trainer = TorchTrainer(
-        train_loop_per_worker, train_loop_config=loop_config,
+        train_loop_per_worker, train_loop_config=loop_config, datasets=datasets,
+        dataset_config=ray.train.DataConfig(
+            datasets_to_split=[name for name in datasets if name.startswith("train_")],
+            execution_options=streaming_options()),
         scaling_config=ray.train.ScalingConfig(num_workers=config.num_workers,
                                                use_gpu=config.use_gpu,
                                                resources_per_worker=resources),
@@ -109,7 +140,7 @@ def loop_config(shared: dict[str, Any], train: dict[str, Any], folds: list[int],
                 save_checkpoints: bool) -> dict[str, Any]:
     """``train_loop_config`` for a TorchTrainer over ``folds`` of the shared pool."""
     return {"train": train, "backbone": shared["backbone"], "num_classes": shared["num_classes"],
-            "folds": [shared["specs"][k] for k in folds], "data": shared["data"],
+            "folds": [shared["specs"][k] for k in folds], "pool": shared["pool"],
             "card": shared["card"], "save_checkpoints": save_checkpoints}
 
 
@@ -120,7 +151,8 @@ def fold_trial(params: dict[str, Any], shared: dict[str, Any]) -> None:
     fold = int(params["fold"])
     config = TrainConfig.from_dict(shared["train"])
     result = fit_trainer(loop_config(shared, shared["train"], [fold], True), config,
-                         shared["storage"], f"{shared['stage']}_fold{fold}_{shared['stamp']}")
+                         shared["storage"], f"{shared['stage']}_fold{fold}_{shared['stamp']}",
+                         fold_datasets(shared, [fold]))
     model_dir = RunDir.of(shared["run_root"]).model_dir(shared["stage"], fold)
     copy_checkpoint(result.checkpoint, model_dir)
     tune.report({**result.return_value["folds"][0], "workers": result.return_value["world_size"],
@@ -133,21 +165,21 @@ def tune_trial(params: dict[str, Any], shared: dict[str, Any]) -> None:
     The loop runs inside the trial process on the CPUs/GPU that Tune reserved for the trial,
     not in a TorchTrainer: when ASHA stops a trial Tune kills its process, and a TorchTrainer
     killed that way leaves its placement group reserved unless Ray's State API is reachable
-    (Ray 2.60), which starves the remaining trials. Every epoch reports
+    (Ray 2.60), which starves the remaining trials. The folds' inputs stream from the run's
+    stored inputs like a TorchTrainer's (:func:`fold_datasets`). Every epoch reports
     :data:`MEAN_METRIC` to Tune; no checkpoints are kept.
     """
-    import ray
     import torch
     from ray import tune
 
-    from serec.train.loop import run_folds
+    from serec.train.loop import FoldBatches, run_folds
 
     config = TrainConfig.from_dict({**shared["train"], **params})
     use_cuda = config.use_gpu and torch.cuda.is_available()
     if not use_cuda:
         torch.set_num_threads(max(1, int(round(config.cpus_per_worker))))
-    data = shared["data"]
-    if isinstance(data, ray.ObjectRef):
-        data = ray.get(data)
-    run_folds(loop_config(shared, config.to_dict(), shared["folds"], False), data,
+    datasets = fold_datasets(shared, shared["folds"])
+    batches = {k: FoldBatches(datasets[train_name(k)], datasets[val_name(k)])
+               for k in shared["folds"]}
+    run_folds(loop_config(shared, config.to_dict(), shared["folds"], False), batches,
               lambda metrics, _best: tune.report(metrics), "cuda" if use_cuda else "cpu")

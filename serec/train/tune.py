@@ -28,15 +28,13 @@ from serec.ray_utils import epoch_progress, init_ray
 from serec.runs import TUNE, RunDir
 from serec.train.config import TrainConfig
 from serec.train.data import AST_STAGES, stage_task
-from serec.train.inputs import put_pool
 from serec.train.stage import (
     RESULTS_DIR,
-    base_card,
     check_trials_can_run,
     resolve_folds,
-    run_stamp,
+    trial_shared,
 )
-from serec.train.trials import MEAN_METRIC, FoldSpec, tune_trial
+from serec.train.trials import MEAN_METRIC, tune_trial
 
 # Keys fixed for a whole tune run: they shape the precomputed inputs, the tabular vector or
 # the resources every trial reserves.
@@ -135,13 +133,7 @@ def tune_stage(run: RunDir, stage: str, search_space_yaml_path: str | os.PathLik
     folds = resolve_folds(task, list(config.tune_folds))
     init_ray()
     check_trials_can_run(config, f"tuning {stage}")
-    data_ref, extractor = put_pool(task, backbone, config.max_length)
-    stamp = run_stamp()
-    shared = {"data": data_ref, "train": config.to_dict(), "backbone": backbone,
-              "num_classes": len(task.classes), "stage": stage, "folds": folds,
-              "storage": run.path(RESULTS_DIR), "stamp": stamp,
-              "card": base_card(task, backbone, extractor, config),
-              "specs": {k: FoldSpec.fit(k, *task.fold_indices(k), task.tabular) for k in folds}}
+    shared = {**trial_shared(run, task, folds, backbone, config), "folds": folds}
     scheduler = ASHAScheduler(max_t=config.epochs, grace_period=min(grace_period, config.epochs),
                               reduction_factor=reduction_factor)
     single = config.merged({"num_workers": 1})
@@ -152,7 +144,7 @@ def tune_stage(run: RunDir, stage: str, search_space_yaml_path: str | os.PathLik
         tune_config=tune.TuneConfig(metric=MEAN_METRIC, mode="max", scheduler=scheduler,
                                     num_samples=num_samples,
                                     max_concurrent_trials=config.max_concurrent_trials),
-        run_config=tune.RunConfig(name=f"tune_{stage}_{stamp}",
+        run_config=tune.RunConfig(name=f"tune_{stage}_{shared['stamp']}",
                                   storage_path=run.path(RESULTS_DIR), verbose=0,
                                   callbacks=[epoch_progress(f"tune {stage}", num_samples,
                                                             config.epochs)]))

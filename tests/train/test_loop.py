@@ -1,4 +1,4 @@
-"""The plain-PyTorch training loop: it learns, samples balanced, scores like scikit-learn."""
+"""The plain-PyTorch training loop: it learns from streamed batches, weighs classes evenly."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ import pytest
 from sklearn.metrics import f1_score
 
 from serec.models.backbone import TINY, make_extractor
-from serec.models.inputs import spectrograms
+from serec.models.inputs import spectrograms, values_to_bytes
 from serec.train.config import TrainConfig
 from serec.train.data import REST, stage_task
-from serec.train.loop import FoldTrainer, macro_f1, run_folds
+from serec.train.loop import (
+    FoldBatches,
+    FoldTrainer,
+    balanced_class_weights,
+    macro_f1,
+    run_folds,
+)
 from serec.train.splits import make_splits
 from serec.train.synthetic import SYSTEMS, tone_clip
 from serec.train.trials import FoldSpec
@@ -18,13 +24,45 @@ from serec.train.trials import FoldSpec
 pytestmark = pytest.mark.timeout(180)
 
 
-def tone_pool(labels: list[str], max_length: int = 128, seed: int = 0) -> dict[str, np.ndarray]:
+class ArrayBatches:
+    """In-memory rows in the stored-input format, with Ray's ``iter_batches`` interface."""
+
+    def __init__(self, clip_ids: np.ndarray, values: np.ndarray, n_frames: np.ndarray) -> None:
+        self.clip_ids, self.values, self.n_frames = clip_ids, values, n_frames
+        self.passes: list[np.ndarray] = []  # clip order of every pass
+
+    def iter_batches(self, *, batch_size, batch_format, local_shuffle_buffer_size=None,
+                     local_shuffle_seed=None):
+        assert batch_format == "numpy"
+        order = np.arange(len(self.clip_ids))
+        if local_shuffle_seed is not None:
+            order = np.random.default_rng(local_shuffle_seed).permutation(order)
+        self.passes.append(self.clip_ids[order])
+        for begin in range(0, len(order), batch_size):
+            rows = order[begin:begin + batch_size]
+            yield {"clip_id": self.clip_ids[rows],
+                   "values": np.array(values_to_bytes(self.values[rows]), dtype=object),
+                   "n_frames": self.n_frames[rows]}
+
+
+def tone_pool(labels: list[str], max_length: int = 128,
+              seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """``(pool columns, values, n_frames)`` of tone clips with these labels."""
     rng = np.random.default_rng(seed)
     values, n_frames = spectrograms([tone_clip(label, rng) for label in labels],
                                     make_extractor(max_length))
-    return {"values": values, "n_frames": n_frames,
+    pool = {"clip_id": np.array([f"c{i:03d}" for i in range(len(labels))], dtype=object),
             "targets": np.array([SYSTEMS.index(label) for label in labels]),
             "tabular": np.zeros((len(labels), 0))}
+    return pool, values, n_frames
+
+
+def fold_batches(pool: dict[str, np.ndarray], values: np.ndarray, n_frames: np.ndarray,
+                 spec: FoldSpec) -> FoldBatches:
+    def source(rows: np.ndarray) -> ArrayBatches:
+        return ArrayBatches(pool["clip_id"][rows], values[rows], n_frames[rows])
+
+    return FoldBatches(source(spec.train_idx), source(spec.val_idx))
 
 
 def test_macro_f1_matches_sklearn():
@@ -37,38 +75,54 @@ def test_macro_f1_matches_sklearn():
 
 def test_tiny_ast_overfits_sixteen_clips():
     labels = ["alpha"] * 8 + ["beta"] * 4 + ["gamma"] * 4
-    data = tone_pool(labels, max_length=64)
+    pool, values, n_frames = tone_pool(labels, max_length=64)
     everything = np.arange(len(labels))
+    spec = FoldSpec(0, everything, everything)
     config = TrainConfig(lr=3e-3, epochs=60, patience=60, batch_size=16, max_length=64,
                          dropout=0.0, head_hidden=64, label_smoothing=0.1)
-    trainer = FoldTrainer(FoldSpec(0, everything, everything), data, config, TINY, 3)
+    trainer = FoldTrainer(spec, pool, fold_batches(pool, values, n_frames, spec), config, TINY,
+                          3)
     for _ in range(config.epochs):
         trainer.step()
-        if trainer.evaluate(everything)["macro_f1"] == 1.0:
+        if trainer.evaluate()["macro_f1"] == 1.0:
             break
-    assert trainer.evaluate(everything)["macro_f1"] == 1.0
+    assert trainer.evaluate()["macro_f1"] == 1.0
     assert trainer.epoch < config.epochs
 
 
-def test_balanced_draw_evens_out_classes():
+def test_class_weights_make_every_class_weigh_the_same():
+    targets = np.array([0] * 30 + [1] * 6 + [2] * 4)
+    weights = balanced_class_weights(targets, 4)  # class 3 never occurs
+    totals = weights[:3] * np.bincount(targets)
+    assert np.allclose(totals, totals[0]) and weights[3] == 0.0
+    assert np.isclose(np.mean(weights[targets]), 1.0)
+
+
+def test_an_epoch_streams_every_training_clip_once_in_a_new_order():
     labels = ["alpha"] * 30 + ["beta"] * 6 + ["gamma"] * 4
-    data = {"values": np.zeros((40, 128, 128), np.float32), "n_frames": np.full(40, 98),
+    pool = {"clip_id": np.array([f"c{i:03d}" for i in range(40)], dtype=object),
             "targets": np.array([SYSTEMS.index(x) for x in labels]),
             "tabular": np.zeros((40, 0))}
-    trainer = FoldTrainer(FoldSpec(0, np.arange(40), np.arange(0)), data,
-                          TrainConfig(max_length=128), TINY, 3)
-    counts = np.zeros(3)
-    for epoch in range(50):
-        trainer.epoch = epoch
-        rows = trainer.balanced_draw()
-        assert len(rows) == 40
-        counts += np.bincount(data["targets"][rows], minlength=3)
-    assert np.allclose(counts / counts.sum(), 1 / 3, atol=0.04)
+    spec = FoldSpec(0, np.arange(32), np.arange(32, 40))
+    values = np.zeros((40, 64, 128), np.float32)
+    batches = fold_batches(pool, values, np.full(40, 60), spec)
+    config = TrainConfig(max_length=64, batch_size=8, epochs=2, patience=2)
+    trainer = FoldTrainer(spec, pool, batches, config, TINY, 3)
+    trainer.train_epoch()
+    trainer.train_epoch()
+    first, second = batches.train.passes
+    assert sorted(first) == sorted(second) == sorted(pool["clip_id"][:32])
+    assert list(first) != list(second)
+    assert trainer.samples_seen == 64
+    expected = balanced_class_weights(pool["targets"][:32], 3)
+    np.testing.assert_allclose(trainer.train_loss_fn.weight.numpy(), expected, rtol=1e-6)
+    rows, logits = trainer.validation_logits()
+    assert sorted(rows) == list(range(32, 40)) and logits.shape == (8, 3)
 
 
 def test_early_stopping_and_lockstep_folds():
     labels = ["alpha", "beta", "gamma"] * 4
-    data = tone_pool(labels, max_length=64)
+    pool, values, n_frames = tone_pool(labels, max_length=64)
     idx = np.arange(len(labels))
     folds = [FoldSpec(0, idx[idx % 2 == 0], idx[idx % 2 == 1]),
              FoldSpec(1, idx[idx % 2 == 1], idx[idx % 2 == 0])]
@@ -76,7 +130,9 @@ def test_early_stopping_and_lockstep_folds():
     config = TrainConfig(lr=1e-12, epochs=20, patience=2, batch_size=6, max_length=64)
     reports = []
     summary = run_folds({"train": config.to_dict(), "backbone": TINY, "num_classes": 3,
-                         "folds": folds}, data, lambda m, best: reports.append((m, best)))
+                         "folds": folds, "pool": pool},
+                        {s.fold: fold_batches(pool, values, n_frames, s) for s in folds},
+                        lambda m, best: reports.append((m, best)))
     assert [s["epochs_trained"] for s in summary["folds"]] == [3, 3]
     assert len(reports) == 3 and all(best is None for _, best in reports)  # two folds: no ckpt
     assert "fold_1_val_macro_f1" in reports[0][0] and "val_macro_f1_mean" in reports[0][0]
@@ -103,13 +159,14 @@ def test_scaler_is_fit_on_the_training_fold_only(tiny_run):
 
 def test_hybrid_model_uses_the_tabular_vector():
     labels = ["alpha", "beta"] * 4
-    data = tone_pool(labels)
-    data["tabular"] = np.random.default_rng(0).standard_normal((8, 3))
-    spec = FoldSpec.fit(0, np.arange(8), np.arange(8), data["tabular"])
-    trainer = FoldTrainer(spec, data, TrainConfig(max_length=128, head_hidden=16), TINY, 2)
+    pool, values, n_frames = tone_pool(labels)
+    pool["tabular"] = np.random.default_rng(0).standard_normal((8, 3))
+    spec = FoldSpec.fit(0, np.arange(8), np.arange(8), pool["tabular"])
+    trainer = FoldTrainer(spec, pool, fold_batches(pool, values, n_frames, spec),
+                          TrainConfig(max_length=128, head_hidden=16), TINY, 2)
     assert trainer.module.tabular_dim == 3
-    base = trainer.logits(np.arange(8))
-    data["tabular"][0] += 10.0
-    trainer.tabular = ((data["tabular"] - spec.scaler_mean) / spec.scaler_scale).astype(np.float32)
-    changed = trainer.logits(np.arange(8))
+    rows, base = trainer.validation_logits()
+    pool["tabular"][rows[0]] += 10.0
+    trainer.tabular = ((pool["tabular"] - spec.scaler_mean) / spec.scaler_scale).astype(np.float32)
+    _, changed = trainer.validation_logits()
     assert not np.allclose(base[0], changed[0]) and np.allclose(base[1:], changed[1:], atol=1e-6)

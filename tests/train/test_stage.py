@@ -12,7 +12,7 @@ from serec.models.predict import predict_proba
 from serec.runs import MODELS
 from serec.train.config import TrainConfig
 from serec.train.data import stage_task
-from serec.train.inputs import compute_inputs, stage_extractor_params
+from serec.train.inputs import StoredInputs, stage_extractor_params
 from serec.train.splits import make_splits
 from serec.train.stage import train_stage
 from serec.train.synthetic import build_tone_run
@@ -45,16 +45,6 @@ def test_features_stage_writes_linear_models(split_run):
     assert probs.shape == (5, 3) and np.allclose(probs.sum(1), 1)
 
 
-@pytest.mark.timeout(180)
-def test_ray_tasks_compute_the_same_inputs(ray_session, split_run):
-    task = stage_task(split_run, "full", TrainConfig())
-    params = stage_extractor_params(TINY, 128)
-    local = compute_inputs(task.frame, params)
-    remote = compute_inputs(task.frame, params, num_cpus=0.5, chunk=20, local_max=0)
-    np.testing.assert_array_equal(local[0], remote[0])
-    np.testing.assert_array_equal(local[1], remote[1])
-
-
 @pytest.mark.timeout(420)
 def test_train_stage_runs_folds_as_parallel_two_worker_trials(ray_session, split_run):
     table = train_stage(split_run, "expert", folds=None, backbone=TINY, config=TINY_CONFIG)
@@ -75,6 +65,8 @@ def test_train_stage_runs_folds_as_parallel_two_worker_trials(ray_session, split
         train_idx, _ = task.fold_indices(row.fold)  # the scaler saw the training fold only
         np.testing.assert_allclose(card.scaler_mean, task.tabular[train_idx].mean(0))
         assert model.tabular_dim == 9 and model.head[-1].out_features == 2
+    stored = StoredInputs(split_run.root, stage_extractor_params(TINY, 128))
+    assert stored.stored_clip_ids() == set(task.frame["clip_id"])  # the expert's pool, stored
 
 
 @pytest.mark.timeout(420)
@@ -83,6 +75,8 @@ def test_tune_stage_writes_a_loadable_best_config(ray_session, split_run, tmp_pa
     space.write_text(yaml.safe_dump({"lr": {"type": "loguniform", "low": 1e-4, "high": 3e-3},
                                      "head_hidden": {"type": "choice", "values": [16, 32]}}))
     config = TINY_CONFIG.merged({"num_workers": 1, "cpus_per_worker": 1.0})
+    stored = StoredInputs(split_run.root, stage_extractor_params(TINY, 128))
+    before = set(stored.parts())
     out = tune_stage(split_run, "gatekeeper", space, config, num_samples=2, backbone=TINY)
     assert len(out["trials"]) == 2 and out["trials"]["error"].isna().all()
     assert set(out["best_config"]) == {"lr", "head_hidden"}
@@ -92,3 +86,6 @@ def test_tune_stage_writes_a_loadable_best_config(ray_session, split_run, tmp_pa
     merged = tuned_config(split_run, "gatekeeper", config)
     assert merged.head_hidden == out["best_config"]["head_hidden"]
     assert merged.epochs == 2 and 1e-4 <= merged.lr <= 3e-3
+    gate = stage_task(split_run, "gatekeeper", config)
+    assert stored.stored_clip_ids() == set(gate.frame["clip_id"])
+    assert before <= set(stored.parts())  # the expert's parts were reused, not rewritten
