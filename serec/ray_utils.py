@@ -85,16 +85,26 @@ def epoch_progress(desc: str, trials: int, epochs: int) -> Any:
     from ray.tune import Callback
 
     class EpochProgress(Callback):
+        # Tune pickles its callbacks with the experiment state: the bar (which holds a stream)
+        # is made in setup(), on the driver, when the experiment starts.
         def __init__(self) -> None:
-            self.bar = progress.Progress(desc, trials * epochs, unit="epochs")
+            self.bar: progress.Progress | None = None
             self.seen: dict[str, int] = {}
+
+        def setup(self, **info) -> None:
+            self.bar = progress.Progress(desc, trials * epochs, unit="epochs")
+
+        def _update(self, n: int) -> None:
+            if self.bar is None:
+                self.setup()
+            self.bar.update(n)
 
         def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
             self.seen[trial.trial_id] = self.seen.get(trial.trial_id, 0) + 1
-            self.bar.update(1)
+            self._update(1)
 
         def _finish(self, trial) -> None:
-            self.bar.update(max(0, epochs - self.seen.get(trial.trial_id, 0)))
+            self._update(max(0, epochs - self.seen.get(trial.trial_id, 0)))
             self.seen[trial.trial_id] = epochs
 
         def on_trial_complete(self, iteration, trials, trial, **info) -> None:
@@ -104,6 +114,10 @@ def epoch_progress(desc: str, trials: int, epochs: int) -> Any:
             self._finish(trial)
 
         def on_experiment_end(self, trials, **info) -> None:
-            self.bar.close()
+            if self.bar is not None:
+                self.bar.close()
+
+        def __getstate__(self) -> dict:
+            return {**self.__dict__, "bar": None}
 
     return EpochProgress()
