@@ -205,7 +205,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _timed("demo corpus", timings, lambda: make_demo_corpus(run, args.clips, args.seed))
     run_pipeline(run, args.config, args.address, args.folds, args.backbone, args.seed, timings)
     held_out = test_frame(run)["path"].tolist()[: args.recommend_clips]
-    out = str(Path(run.local_root) / "recommended") if run.is_local else run.path("recommended")
+    out = run.path("recommended")
     decisions = _timed("recommend", timings, lambda: recommend_files(
         run, load_config(args.config), held_out, out, score=True))
     print(format_recommend_summary(decisions))
