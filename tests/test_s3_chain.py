@@ -124,6 +124,7 @@ def test_whole_chain_on_s3_writes_nothing_locally(tmp_path, s3_server, s3_bucket
              "sys.exit(drive(*sys.argv[1:]))", run_uri, str(clips), str(config)],
             cwd=work, env=env, capture_output=True, text=True, timeout=1320)
         log = chain.stdout + chain.stderr
+        (tmp_path / "chain.log").write_text(log)
         assert chain.returncode == 0, log[-6000:]
 
         local = run_files(work) + run_files(home) + run_files(tmp, skip=tmp / "ray")

@@ -73,8 +73,11 @@ def class_report(truth: Sequence[str], pred: Sequence[str],
     truth = np.asarray(truth, dtype=object)
     pred = np.asarray(pred, dtype=object)
     classes = list(classes)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        truth, pred, labels=classes, zero_division=0)
+    if len(truth):
+        precision, recall, f1, support = precision_recall_fscore_support(
+            truth, pred, labels=classes, zero_division=0)
+    else:  # e.g. no test clip reached the expert; sklearn refuses empty input
+        precision = recall = f1 = support = np.zeros(len(classes))
     per_class = [{"class": c, "precision": float(p), "recall": float(r), "f1": float(f),
                   "support": int(s)}
                  for c, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)]

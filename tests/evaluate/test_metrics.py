@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
@@ -135,3 +137,10 @@ def test_reports_on_a_pipeline_view():
     assert report["expert"]["n"] == int(routed_right.sum())
     per_class = class_report(truth, pred, ["A", "B", "C"])["per_class"]
     assert [r["support"] for r in per_class] == [int((truth == c).sum()) for c in "ABC"]
+
+
+def test_class_report_of_no_clips_is_empty_not_an_error():
+    report = class_report(np.array([], dtype=object), np.array([], dtype=object), ["a", "b"])
+    assert report["n"] == 0 and math.isnan(report["macro_f1"])
+    assert [row["support"] for row in report["per_class"]] == [0, 0]
+    assert report["confusion"] == [[0, 0], [0, 0]]
