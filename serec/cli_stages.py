@@ -250,7 +250,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     rec = sub.add_parser("recommend", help="route audio files and run only the chosen enhancer")
     _run_and_config(rec)
     rec.add_argument("--in", dest="inputs", nargs="+", required=True, help="files or folders")
-    rec.add_argument("--out", required=True)
+    rec.add_argument("--out", required=True,
+                     help="output folder: a local or NFS path or an s3:// / gs:// URI")
     rec.add_argument("--score", action="store_true", help="also DNSMOS of every output")
     rec.set_defaults(func=cmd_recommend)
 

@@ -193,12 +193,12 @@ def test_pipeline_job_on_s3_spreads_every_kind_of_work(tmp_path, s3_server, s3_b
     pool = {"num_cpus": 0.25, "batch_size": 2, "min_actors": 1, "max_actors": 1}
     config = {
         "enhancers": {
-            "passthrough": {"kind": "passthrough", "resources": {
+            "rnnoise": {"kind": "rnnoise", "resources": {
                 **pool, "custom_resources": {"node_a": 1}}},
             "gate": {"kind": "spectral_gate", "stationary": True, "resources": {
                 **pool, "custom_resources": {"node_b": 1}}},
         },
-        "label": {"candidates": ["passthrough", "gate"], "rows_per_part": 8,
+        "label": {"candidates": ["rnnoise", "gate"], "rows_per_part": 8,
                   "decode": {"num_cpus": 0.25, "batch_size": 2}},
         # one DNSMOS slot per node and two actors: one actor on each node
         "dnsmos": {"num_cpus": 0.25, "batch_size": 2, "min_actors": 2, "max_actors": 2,
@@ -222,9 +222,9 @@ def test_pipeline_job_on_s3_spreads_every_kind_of_work(tmp_path, s3_server, s3_b
     scores = run.read_pandas(SCORES, dedup_keys=["clip_id", "system"])
     nodes = scores.groupby("system")["node_id"].agg(set)
     # enhanced rows carry their enhancer actor's node, noisy rows the DNSMOS actor's node
-    assert len(nodes["passthrough"]) == 1 and len(nodes["gate"]) == 1
-    assert nodes["passthrough"] != nodes["gate"], "both enhancer pools ran on one node"
-    both = nodes["passthrough"] | nodes["gate"]
+    assert len(nodes["rnnoise"]) == 1 and len(nodes["gate"]) == 1
+    assert nodes["rnnoise"] != nodes["gate"], "both enhancer pools ran on one node"
+    both = nodes["rnnoise"] | nodes["gate"]
     assert nodes["noisy"] == both, f"DNSMOS ran on {nodes['noisy']}, not on {both}"
     for stage in ("gatekeeper", "expert"):
         folds = run.read_pandas(f"{MODELS}/{stage}/folds.parquet", dedup_key="fold")
