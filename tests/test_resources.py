@@ -27,14 +27,15 @@ def test_actor_pool_args_size_the_pool() -> None:
 
 
 @pytest.mark.parametrize(("mapping", "needle"), [
-    ({"num_gpus": -1}, "resources.num_gpus must be a number >= 0"),
+    ({"num_gpus": -1}, "'resources.num_gpus' must be >= 0"),
     ({"num_cpus": True}, "resources.num_cpus"),
     ({"memory_gb": -2}, "resources.memory_gb"),
-    ({"batch_size": 0}, "resources.batch_size must be an integer >= 1"),
-    ({"min_actors": 3, "max_actors": 2}, "resources.min_actors (3) must not exceed"),
+    ({"batch_size": 2.5}, "'resources.batch_size' must be an integer"),
+    ({"batch_size": 0}, "'resources.batch_size' must be >= 1"),
+    ({"min_actors": 3, "max_actors": 2}, "'resources.min_actors' (3) must not exceed"),
     ({"custom_resources": {"a10g": "one"}}, "resources.custom_resources"),
     ({"runtime_env": ["pip"]}, "resources.runtime_env"),
-    ({"gpus": 1}, "unknown resource key 'gpus'"),
+    ({"gpus": 1}, "unknown config key 'resources.gpus'; did you mean 'num_gpus'"),
 ])
 def test_bad_values_name_the_key(mapping: dict, needle: str) -> None:
     with pytest.raises(ValueError, match="^enhancer 'e': ") as info:

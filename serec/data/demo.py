@@ -5,18 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from serec.data.mix import NoiseItem, SpeechItem, mix_corpus
+from serec.data.mix import MixSettings, NoiseItem, SpeechItem, mix_corpus
 from serec.runs import RunDir
 
 NOISE_SECONDS = 12.0
+DEMO_CONDITIONS = {"noise": 0.25, "reverb": 0.25, "talker": 0.25, "near_clean": 0.25}
+"""A quarter each of the conditions where enhancers differ: noise at -5..20 dB, reverberation
+(RT60 0.4..1.0 s) plus noise, a competing talker at 0..15 dB, near-clean speech (+30..40 dB)."""
+DEMO_SETTINGS = MixSettings(conditions=DEMO_CONDITIONS, noises_per_clip=(1, 2))
 
 
-def make_demo_corpus(run: RunDir, clips: int, seed: int = 0, snr_min: float = -5.0,
-                     snr_max: float = 20.0, max_seconds: float = 10.0) -> pd.DataFrame:
+def make_demo_corpus(run: RunDir, clips: int, seed: int = 0,
+                     settings: MixSettings = DEMO_SETTINGS) -> pd.DataFrame:
     """Synthesise ``clips`` noisy/clean pairs in ``run``; returns their manifest rows.
 
-    Each clip gets a sentence and voice (speaker) and a freshly synthesised noise of a random
-    kind; the same sentence in the same voice is the same source utterance.
+    Each clip gets a sentence and voice (speaker) and freshly synthesised noises of random
+    kinds; the same sentence in the same voice is the same source utterance. A competing
+    talker is another voice saying another sentence.
     """
     from serec.data.noises import NOISE_KINDS, make_noise
     from serec.data.sentences import SENTENCES
@@ -24,16 +29,18 @@ def make_demo_corpus(run: RunDir, clips: int, seed: int = 0, snr_min: float = -5
 
     cache: dict[tuple[int, int], np.ndarray] = {}
 
-    def speech_at(_: int, rng: np.random.Generator) -> SpeechItem:
-        sentence, voice = int(rng.integers(len(SENTENCES))), int(rng.integers(len(DEMO_VOICES)))
+    def speech_at(rng: np.random.Generator, avoid_speaker: str | None) -> SpeechItem:
+        voices = [v for v in range(len(DEMO_VOICES))
+                  if DEMO_VOICES[v].speaker_id != avoid_speaker]
+        sentence, voice = int(rng.integers(len(SENTENCES))), voices[int(rng.integers(len(voices)))]
         if (sentence, voice) not in cache:
             cache[sentence, voice] = synthesize(SENTENCES[sentence], DEMO_VOICES[voice])
         speaker = DEMO_VOICES[voice].speaker_id
         return SpeechItem(cache[sentence, voice], speaker, f"{speaker}/s{sentence:03d}", "demo")
 
-    def noise_at(i: int, rng: np.random.Generator) -> NoiseItem:
+    def noise_at(i: int, k: int, rng: np.random.Generator) -> NoiseItem:
         kind = NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))]
-        return NoiseItem(make_noise(kind, NOISE_SECONDS, rng), f"{kind}-{seed}-{i}", kind)
+        noise_id = f"{kind}-{seed}-{i}" if k == 0 else f"{kind}-{seed}-{i}-{k}"
+        return NoiseItem(make_noise(kind, NOISE_SECONDS, rng), noise_id, kind)
 
-    return mix_corpus(run, clips, seed, speech_at, noise_at, snr_min, snr_max, max_seconds,
-                      id_prefix="demo")
+    return mix_corpus(run, clips, seed, speech_at, noise_at, id_prefix="demo", settings=settings)

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from serec.errors import UsageError
 from serec.runs import MANIFEST, RunDir
 
 MANIFEST_SCHEMA = pa.schema([
@@ -29,9 +30,16 @@ MANIFEST_SCHEMA = pa.schema([
     ("noise_type", pa.string()),
     ("snr_db", pa.float64()),
     ("corpus", pa.string()),
+    # Acoustic condition of mixed clips (serec.data.mix); null for imported recordings.
+    ("condition", pa.string()),
+    ("rt60_s", pa.float64()),
+    ("rir_id", pa.string()),
+    ("interferer_speaker_id", pa.string()),
+    ("n_noises", pa.int32()),
 ])
 MANIFEST_COLUMNS = tuple(MANIFEST_SCHEMA.names)
-METADATA_COLUMNS = ("speaker_id", "source_id", "noise_id", "noise_type", "snr_db", "corpus")
+METADATA_COLUMNS = ("speaker_id", "source_id", "noise_id", "noise_type", "snr_db", "corpus",
+                    "condition", "rt60_s", "rir_id", "interferer_speaker_id", "n_noises")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64")
 
 _CORPUS_TAG = re.compile(r"^[a-z0-9]+__")
@@ -123,7 +131,7 @@ def write_manifest(run: RunDir, new_rows: pd.DataFrame) -> pd.DataFrame:
         merged = new_rows
     if merged["clip_id"].duplicated().any():
         dupes = merged.loc[merged["clip_id"].duplicated(), "clip_id"].tolist()[:5]
-        raise ValueError(f"duplicate clip ids in manifest: {dupes}")
+        raise UsageError(f"duplicate clip ids in manifest: {dupes}; import each corpus once")
     table = pa.Table.from_pandas(manifest_frame(merged.to_dict("records")),
                                  schema=MANIFEST_SCHEMA, preserve_index=False)
     run.write_table(MANIFEST, table)

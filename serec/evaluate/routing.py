@@ -9,6 +9,8 @@ Conventions:
 * ``random`` is the expected value of a uniformly random candidate (mean over candidates).
 * A passthrough system (the ``passthrough`` kind, e.g. the ``all_failed`` fallback) yields the
   noisy OVR at no compute.
+* The best single enhancer is chosen on the training pool (``fixed_best``), never on the
+  clips it is then scored on.
 * Gap closed = (system - best single) / (oracle - best single), on mean OVR.
 * Regret = oracle OVR - the system's OVR on the same clip.
 """
@@ -41,6 +43,7 @@ class SystemScores:
     candidates: list[str]
     passthrough: frozenset[str] = field(default_factory=frozenset)
     missing: list[str] = field(default_factory=list)
+    fixed_best: str | None = None  # the best single chosen elsewhere (the training pool)
 
     @classmethod
     def from_scores(cls, scores: pd.DataFrame, clip_ids: Iterable[str], candidates: Sequence[str],
@@ -79,8 +82,15 @@ class SystemScores:
         return self.ovr[self.candidates].max(axis=1).to_numpy()
 
     def best_single(self) -> str:
+        """``fixed_best`` when set, else the candidate with the highest mean OVR here."""
+        if self.fixed_best is not None:
+            return self.fixed_best
         means = self.ovr[self.candidates].mean(axis=0)
         return str(means.idxmax())
+
+    def mean_seconds(self) -> dict[str, float]:
+        """Mean enhancer seconds per clip of every system column (noisy: 0)."""
+        return {str(k): float(v) for k, v in self.seconds.mean(axis=0).fillna(0.0).items()}
 
     def lookup(self, systems: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(OVR, enhancer seconds)`` per clip of the system chosen for that clip (NaN when

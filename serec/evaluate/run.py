@@ -3,7 +3,10 @@
 The gatekeeper threshold is chosen on the out-of-fold validation predictions only (every fold's
 models on that fold's validation clips) and then applied unchanged to the held-out test set. It
 is written to ``report/threshold.json`` and into every gatekeeper card, where ``recommend``
-finds it.
+finds it. The best single enhancer is likewise chosen on the training pool's scores, and the
+router ``recommend`` deploys (``report/router_choice.json``) on out-of-fold validation macro F1.
+Quality against compute (single systems, their best fixed mixture, router sweeps, AIQ) is in
+:mod:`serec.evaluate.frontier`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from sklearn.metrics import f1_score
 
 from serec.config import SerecConfig
 from serec.enhancers.registry import parse_enhancer_specs
@@ -28,19 +32,31 @@ from serec.evaluate.analysis import (
     with_fallback,
 )
 from serec.evaluate.ensemble import (
+    BOOSTED,
     EXPERT,
     FEATURES_STAGE,
     FULL,
     GATEKEEPER,
+    ROUTER_CHOICE_FILE,
     THRESHOLD_FILE,
+    TWO_STAGE,
     StagePrediction,
     TwoStage,
     align_probs,
     trained_folds,
 )
 from serec.evaluate.folds import FoldResult, run_fold_tasks, stack_folds
+from serec.evaluate.frontier import (
+    Frontier,
+    SystemCosts,
+    cost_weighted_choice,
+    router_curve,
+    single_points,
+    weight_grid,
+)
 from serec.evaluate.metrics import (
     DEFAULT_THRESHOLD,
+    THRESHOLD_GRID,
     Calibration,
     calibrate_threshold,
     class_list,
@@ -56,17 +72,20 @@ from serec.evaluate.routing import (
     regret,
     snr_band,
 )
-from serec.features.cekl import CEKL_COLUMNS
+from serec.features.descriptors import AUDIO_FEATURE_COLUMNS
 from serec.features.stage import noisy_scores
 from serec.label.stages import NOISY
 from serec.models.card import CARD_FILE, KIND_AST, ModelCard, read_card
 from serec.ray_utils import init_ray
-from serec.runs import FEATURES, MANIFEST, REPORT, SCORES, RunDir
+from serec.runs import FEATURES, LABELS, MANIFEST, REPORT, SCORES, RunDir
 from serec.train.splits import labeled_splits
 
 PASSTHROUGH_KIND = "passthrough"
 PREDICTIONS_FILE = f"{REPORT}/predictions.parquet"
+CROSS_DIR = "cross"  # <run>/cross/<test run>/report/: models of <run> on another run's clips
 ROUTER = "router (ensemble, test)"
+COMPARED_STAGES = (FULL, FEATURES_STAGE, BOOSTED)
+RECOMMENDABLE_STAGES = (BOOSTED,)  # one-stage routers that ``recommend`` can deploy
 
 
 # -- inputs ----------------------------------------------------------------------------------
@@ -80,9 +99,20 @@ def feature_table(run: RunDir) -> pd.DataFrame | None:
     return table.merge(noisy, on="clip_id", how="left") if noisy is not None else table
 
 
-def evaluation_frame(run: RunDir) -> pd.DataFrame:
-    """Labels + split + manifest window + tabular features, one row per labeled clip."""
-    frame = labeled_splits(run)
+def evaluation_frame(run: RunDir, all_test: bool = False) -> pd.DataFrame:
+    """Labels + split + manifest window + tabular features, one row per labeled clip.
+
+    ``all_test``: every labeled clip is a test clip (fold -1), no split needed; for a run
+    whose clips test models trained on another run.
+    """
+    if all_test:
+        if not run.has_table(LABELS):
+            raise FileNotFoundError(f"{run.path(LABELS)} has no parts; label the test run first")
+        frame = run.read_pandas(LABELS).sort_values("clip_id", kind="stable")
+        frame = frame.drop(columns=[c for c in ("fold", "is_test") if c in frame])
+        frame = frame.reset_index(drop=True).assign(fold=-1, is_test=True)
+    else:
+        frame = labeled_splits(run)
     if run.exists(MANIFEST):
         manifest = run.read_pandas(MANIFEST)
         windows = [c for c in ("offset_s", "duration_s") if c in manifest]
@@ -118,8 +148,8 @@ class StageCards:
         features = {f for c in self.cards.values() for f in c.features}
         if kind == "spectrogram":
             return any(c.kind == KIND_AST for c in self.cards.values())
-        if kind == "cekl":
-            return bool(features & set(CEKL_COLUMNS))
+        if kind == "cekl":  # CE/KL and routing descriptors, computed together
+            return bool(features & set(AUDIO_FEATURE_COLUMNS))
         if kind == "dnsmos":
             return any(f.startswith("noisy_") for f in features)
         raise ValueError(f"unknown router input '{kind}'")
@@ -154,16 +184,19 @@ def write_threshold(run: RunDir, calibration: Calibration, folds: Sequence[int])
 
 
 def predictions_table(oof: PipelineView, test: PipelineView, two_stage: TwoStage,
-                      threshold: float, fold_of: dict[str, int]) -> pd.DataFrame:
+                      threshold: float, fold_of: dict[str, int],
+                      test_fold_of: dict[str, int] | None = None) -> pd.DataFrame:
     """Per clip: split, fold, truth, gatekeeper and expert probabilities, the decision.
 
     Validation rows are out-of-fold (the clip's own fold's models); test rows are the fold
-    ensemble. Decisions use the calibrated threshold.
+    ensemble. Decisions use the calibrated threshold. ``test_fold_of``: the test clips' folds
+    when they come from another run (whose clip ids may repeat this run's).
     """
     parts = []
-    for split, view in (("validation", oof), ("test", test)):
+    for split, view, folds in (("validation", oof, fold_of),
+                               ("test", test, test_fold_of or fold_of)):
         part = pd.DataFrame({"clip_id": view.clip_ids, "split": split,
-                             "fold": [int(fold_of[c]) for c in view.clip_ids],
+                             "fold": [int(folds[c]) for c in view.clip_ids],
                              "truth": view.truth.astype(str),
                              "p_majority": view.p_majority})
         for j, name in enumerate(two_stage.expert_classes):
@@ -212,26 +245,32 @@ def _clip_positions(order: Sequence[str], clip_ids: Sequence[str]) -> np.ndarray
 # -- evaluate -----------------------------------------------------------------------------------
 def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
                  num_cpus: float = 1.0, num_gpus: float = 0.0,
-                 n_boot: int = 1000) -> dict[str, Any]:
+                 n_boot: int = 1000, test_run: RunDir | None = None) -> dict[str, Any]:
     """Evaluate the trained folds; writes ``report/`` and returns the metrics.
 
     The returned dict is what ``report/metrics.json`` holds, plus ``report_path``; its
     ``headline`` is a list of rows (system, mean_ovr, gap_closed, mean_regret, p90_regret,
-    share_regret_gt_0_2, compute_s, macro_f1).
+    share_regret_gt_0_2, compute_s, macro_f1, gap_to_hull). With ``test_run`` the models of
+    ``run`` are tested on every labeled clip of that other run (cross-corpus); the threshold
+    and the best single system still come from ``run``'s own pool, and the report goes to
+    ``run``'s ``cross/<test run name>/report/``.
     """
     frame = evaluation_frame(run)
+    scored_run = test_run or run
+    test = (evaluation_frame(test_run, all_test=True) if test_run is not None
+            else frame[frame["is_test"]].reset_index(drop=True))
     gk_cards, ex_cards = stage_cards(run, GATEKEEPER), stage_cards(run, EXPERT)
     folds = sorted(set(gk_cards.cards) & set(ex_cards.cards))
     if not folds:
         raise FileNotFoundError("evaluate needs gatekeeper and expert models of the same folds; "
                                 f"found gatekeeper folds {sorted(gk_cards.cards)}, expert folds "
                                 f"{sorted(ex_cards.cards)}")
-    extra = {s: stage_cards(run, s) for s in (FULL, FEATURES_STAGE)}
+    extra = {s: stage_cards(run, s) for s in COMPARED_STAGES}
     extra = {s: c for s, c in extra.items() if set(c.cards) & set(folds)}
     pool = frame[~frame["is_test"] & frame["fold"].isin(folds)].reset_index(drop=True)
-    test = frame[frame["is_test"]].reset_index(drop=True)
     if test.empty:
-        raise ValueError("the split has no test clips; evaluate needs a held-out test set")
+        raise ValueError(f"{scored_run.root} has no test clips; evaluate needs a held-out "
+                         "test set (or labeled clips in --test-run)")
 
     init_ray(address)
     stages_by_fold = {k: [GATEKEEPER, EXPERT, *[s for s, c in extra.items() if k in c.cards]]
@@ -256,61 +295,121 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
     test_metrics = _test_metrics(results, gk_test, ex_test, ens_view, two_stage, threshold,
                                  n_boot)
 
-    scores = run.read_pandas(SCORES, dedup_keys=["clip_id", "system"])
-    table = SystemScores.from_scores(scores, test_ids, config.candidates,
-                                     passthrough_systems(config), extra=list(config.enhancers))
+    passthrough = passthrough_systems(config)
+    pool_table = SystemScores.from_scores(
+        run.read_pandas(SCORES, dedup_keys=["clip_id", "system"]), pool["clip_id"],
+        config.candidates, passthrough, extra=list(config.enhancers))
+    table = SystemScores.from_scores(
+        scored_run.read_pandas(SCORES, dedup_keys=["clip_id", "system"]), test_ids,
+        config.candidates, passthrough, extra=list(config.enhancers))
+    table.fixed_best = pool_table.best_single() if len(pool_table.clip_ids) else None
     pos = _clip_positions(test_ids, table.clip_ids)
     spectrogram_s = np.mean([r.test_spectrogram_s for r in results], axis=0)
     dnsmos_s = table.dnsmos_seconds[NOISY].to_numpy()
     fallback = config.recommend.fallback
 
     inputs = {"spectrogram": spectrogram_s[pos], "cekl": cekl_s[pos], "dnsmos": dnsmos_s}
-    routers = [_pipeline_router(ROUTER, ens_view, two_stage, threshold, pos, fallback,
-                                (gk_cards, gk_test), (ex_cards, ex_test), inputs,
-                                test_metrics["ensemble"]["macro_f1"])]
+    pipeline = _PipelineParts(ens_view, two_stage, pos, fallback, (gk_cards, gk_test),
+                              (ex_cards, ex_test), inputs)
+    routers = [pipeline.router(ROUTER, threshold, test_metrics["ensemble"]["macro_f1"])]
     if threshold != DEFAULT_THRESHOLD:
-        routers.append(_pipeline_router(
-            f"{ROUTER[:-1]}, threshold {DEFAULT_THRESHOLD})", ens_view, two_stage,
-            DEFAULT_THRESHOLD, pos, fallback, (gk_cards, gk_test), (ex_cards, ex_test), inputs,
+        routers.append(pipeline.router(
+            f"{ROUTER[:-1]}, threshold {DEFAULT_THRESHOLD})", DEFAULT_THRESHOLD,
             test_metrics["ensemble_default_threshold"]["macro_f1"]))
 
-    comparisons = {}
+    costs = SystemCosts.from_config(config.enhancers, sorted(passthrough),
+                                    "gpu" if num_gpus else "cpu")
+    class_seconds = pool_table.mean_seconds()
+    comparisons, sweeps = {}, {}
     for stage, cards in extra.items():
-        comparison, choice = _comparison(stage, cards, results, truth_of, test_truth, pos,
-                                         fallback, inputs, n_boot)
+        comparison, choice, sweep = _comparison(stage, cards, results, truth_of, test_truth, pos,
+                                                fallback, inputs, n_boot, class_seconds)
         comparisons[stage] = comparison
+        sweeps[choice.name] = sweep
         routers.append(choice)
 
     headline = headline_rows(table, routers)
+    singles = single_points(table, costs)
+    hull = Frontier.of([p["compute_s"] for p in singles], [p["mean_ovr"] for p in singles])
+    for row in headline:
+        row["gap_to_hull"] = float(row["mean_ovr"] - hull.quality_at(row["compute_s"]))
+    curves = [pipeline.threshold_curve(table, costs, hull)]
+    curves += [router_curve(name, "cost_weight", *sweep, table, costs, hull)
+               for name, sweep in sweeps.items()]
     routing = _routing(table, test.iloc[pos], ens_view.decide(two_stage, threshold)[pos],
                        routers[0], headline)
+    routing["best_single_chosen_on"] = (f"training pool ({len(pool_table.clip_ids)} clips)"
+                                        if table.fixed_best else "test clips (no scored pool)")
     metrics: dict[str, Any] = {
-        "run": run.root, "folds": folds, "majority": two_stage.majority,
+        "run": run.root, "test_run": test_run.root if test_run is not None else None,
+        "folds": folds, "majority": two_stage.majority,
         "classes": two_stage.classes, "candidates": config.candidates, "fallback": fallback,
         "n_validation": int(len(pool)), "n_test": int(len(test)),
         "threshold": {**calibration.to_dict(), "used_on_test": threshold},
         "validation": validation, "test": test_metrics, "comparisons": comparisons,
         "routing": routing, "headline": headline,
+        "cost_quality": {"singles": singles, "hull": hull.to_dict(), "routers": curves,
+                         "router_device": costs.router_device},
+        "router_choice": choose_router(validation, comparisons),
     }
-    fold_of = dict(zip(frame["clip_id"], frame["fold"], strict=True))
-    predictions = predictions_table(oof_view, ens_view, two_stage, threshold, fold_of)
-    _write_report(run, metrics, table, routers[0], predictions)
-    metrics["report_path"] = run.path(REPORT, "report.md")
+    predictions = predictions_table(oof_view, ens_view, two_stage, threshold,
+                                    dict(zip(frame["clip_id"], frame["fold"], strict=True)),
+                                    dict(zip(test["clip_id"], test["fold"], strict=True)))
+    out = run if test_run is None else RunDir.of(run.path(CROSS_DIR, run_name(test_run)))
+    _write_report(out, metrics, table, routers[0], predictions)
+    if test_run is None:
+        run.write_json(ROUTER_CHOICE_FILE, metrics["router_choice"])
+    metrics["report_path"] = out.path(REPORT, "report.md")
     return metrics
 
 
-def _pipeline_router(name: str, view: PipelineView, two_stage: TwoStage, threshold: float,
-                     pos: np.ndarray, fallback: str,
-                     gatekeeper: tuple[StageCards, StagePrediction],
-                     expert: tuple[StageCards, StagePrediction], inputs: dict[str, np.ndarray],
-                     f1: float) -> RouterChoice:
-    """The fold-ensemble pipeline at ``threshold`` on the scored test clips (``pos``)."""
-    routed = two_stage.routed(view.p_majority, threshold)[pos]
-    seconds = router_seconds(
-        [(gatekeeper[0], gatekeeper[1].seconds.sum(axis=0)[pos], np.ones(len(pos), bool)),
-         (expert[0], expert[1].seconds.sum(axis=0)[pos], routed)], inputs)
-    return RouterChoice(name, with_fallback(view.decide(two_stage, threshold)[pos], fallback),
-                        seconds, f1)
+def run_name(run: RunDir) -> str:
+    """The last part of a run's root (``runs/b`` -> ``b``)."""
+    return run.root.rstrip("/").rsplit("/", 1)[-1]
+
+
+def choose_router(validation: dict[str, Any], comparisons: dict[str, Any]) -> dict[str, Any]:
+    """The router with the best out-of-fold validation macro F1 (two-stage pipeline at its
+    calibrated threshold, or a one-stage model); the test set plays no part."""
+    scores = {TWO_STAGE: float(validation["out_of_fold"]["macro_f1"])}
+    scores.update({stage: float(c["validation_oof_macro_f1"]) for stage, c in comparisons.items()
+                   if stage in RECOMMENDABLE_STAGES})
+    finite = {k: v for k, v in scores.items() if np.isfinite(v)}
+    chosen = max(finite, key=finite.get) if finite else TWO_STAGE
+    return {"router": chosen, "validation_macro_f1": scores,
+            "chosen_on": "out-of-fold validation predictions"}
+
+
+@dataclass
+class _PipelineParts:
+    """The fold-ensemble two-stage pipeline on the scored test clips (``pos``)."""
+
+    view: PipelineView
+    two_stage: TwoStage
+    pos: np.ndarray
+    fallback: str
+    gatekeeper: tuple[StageCards, StagePrediction]
+    expert: tuple[StageCards, StagePrediction]
+    inputs: dict[str, np.ndarray]
+
+    def router(self, name: str, threshold: float, f1: float | None = None) -> RouterChoice:
+        """The pipeline's choices and router seconds at ``threshold``."""
+        pos = self.pos
+        routed = self.two_stage.routed(self.view.p_majority, threshold)[pos]
+        seconds = router_seconds(
+            [(self.gatekeeper[0], self.gatekeeper[1].seconds.sum(axis=0)[pos],
+              np.ones(len(pos), bool)),
+             (self.expert[0], self.expert[1].seconds.sum(axis=0)[pos], routed)], self.inputs)
+        decided = self.view.decide(self.two_stage, threshold)[pos]
+        return RouterChoice(name, with_fallback(decided, self.fallback), seconds, f1)
+
+    def threshold_curve(self, table: SystemScores, costs: SystemCosts,
+                        hull: Frontier) -> dict[str, Any]:
+        """Operating points over the gatekeeper threshold grid (more clips reach the expert
+        as the threshold rises)."""
+        choices = [self.router(ROUTER, float(t)) for t in THRESHOLD_GRID]
+        return router_curve(ROUTER, "threshold", THRESHOLD_GRID, [c.systems for c in choices],
+                            [c.router_seconds for c in choices], table, costs, hull)
 
 
 def _write_report(run: RunDir, metrics: dict[str, Any], table: SystemScores,
@@ -327,6 +426,9 @@ def _write_report(run: RunDir, metrics: dict[str, Any], table: SystemScores,
             "gatekeeper on test"),
         "regret_hist.png": plots.regret_png(regret(table, router.systems)),
         "quality_vs_compute.png": plots.quality_compute_png(metrics["headline"]),
+        "cost_quality.png": plots.cost_quality_png(
+            metrics["cost_quality"]["singles"], metrics["cost_quality"]["hull"],
+            metrics["cost_quality"]["routers"]),
     }
     for stage, comparison in metrics["comparisons"].items():
         figures[f"confusion_{stage}.png"] = plots.confusion_png(
@@ -401,28 +503,42 @@ def _test_metrics(results: list[FoldResult], gk: StagePrediction, ex: StagePredi
 
 def _comparison(stage: str, cards: StageCards, results: list[FoldResult],
                 truth_of: dict[str, str], test_truth: np.ndarray, pos: np.ndarray,
-                fallback: str, inputs: dict[str, np.ndarray],
-                n_boot: int) -> tuple[dict[str, Any], RouterChoice]:
-    """A one-stage model (``full`` or ``features``): validation per fold and test ensemble."""
+                fallback: str, inputs: dict[str, np.ndarray], n_boot: int,
+                system_seconds: dict[str, float],
+                ) -> tuple[dict[str, Any], RouterChoice, tuple[Any, ...]]:
+    """A one-stage model (``full``, ``features``, ``boosted``): validation per fold and out of
+    fold, the test ensemble, and its cost-weight sweep ``(weights, choices, router seconds)``
+    with class costs = the mean seconds of each class's system on the training pool."""
     with_stage = [r for r in results if stage in r.val]
-    per_fold = []
+    per_fold, oof_truth, oof_pred = [], [], []
     for r in with_stage:
         pred = r.val[stage]
         truth = np.array([truth_of[c] for c in r.val_clip_ids], dtype=object)
         labels = np.asarray(pred.classes, dtype=object)[pred.probs[0].argmax(axis=1)]
         per_fold.append({"fold": r.fold, "n": len(truth),
                          "macro_f1": macro_f1(truth, labels, class_list(pred.classes, truth))})
+        oof_truth.append(truth)
+        oof_pred.append(labels)
+    oof_truth_all = np.concatenate(oof_truth) if oof_truth else np.zeros(0, dtype=object)
+    oof_pred_all = np.concatenate(oof_pred) if oof_pred else np.zeros(0, dtype=object)
+    oof_f1 = (float(f1_score(oof_truth_all, oof_pred_all, average="macro", zero_division=0))
+              if len(oof_truth_all) else float("nan"))
     test_pred = stack_folds([r.test[stage] for r in with_stage])
     labels = np.asarray(test_pred.classes, dtype=object)[test_pred.mean.argmax(axis=1)]
     report = flat_report(test_truth, labels, test_pred.classes, with_ci=True, n_boot=n_boot)
     model_s = test_pred.seconds.sum(axis=0)[pos]
-    choice = RouterChoice(f"{stage} (ensemble, test)", with_fallback(labels[pos], fallback),
-                          router_seconds([(cards, model_s, np.ones(len(pos), bool))],
-                                          inputs),
-                          report["macro_f1"])
-    return {"folds": [r.fold for r in with_stage], "validation_per_fold": per_fold,
-            "validation_macro_f1": mean_std([f["macro_f1"] for f in per_fold]),
-            "test": report}, choice
+    name = f"{stage} (ensemble, test)"
+    seconds = router_seconds([(cards, model_s, np.ones(len(pos), bool))], inputs)
+    choice = RouterChoice(name, with_fallback(labels[pos], fallback), seconds, report["macro_f1"])
+    class_systems = with_fallback(np.asarray(test_pred.classes, dtype=object), fallback)
+    class_costs = np.array([system_seconds.get(str(s), 0.0) for s in class_systems])
+    weights = weight_grid(class_costs)
+    probs = test_pred.mean[pos]
+    choices = [class_systems[cost_weighted_choice(probs, class_costs, w)] for w in weights]
+    comparison = {"folds": [r.fold for r in with_stage], "validation_per_fold": per_fold,
+                  "validation_macro_f1": mean_std([f["macro_f1"] for f in per_fold]),
+                  "validation_oof_macro_f1": oof_f1, "test": report}
+    return comparison, choice, (weights, choices, [seconds] * len(weights))
 
 
 def _routing(table: SystemScores, test: pd.DataFrame, pred: np.ndarray, router: RouterChoice,

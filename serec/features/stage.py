@@ -1,4 +1,5 @@
-"""``serec features``: CE/KL statistics for every manifest clip, with Ray Data."""
+"""``serec features``: CE/KL statistics and routing descriptors for every manifest clip, with
+Ray Data."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pyarrow as pa
 from serec.audio import TARGET_SR, AudioRejected
 from serec.config import SerecConfig
 from serec.data.manifest import read_manifest
+from serec.features.descriptors import AUDIO_FEATURE_COLUMNS
 from serec.label.stages import NOISY, decode_clip
 from serec.ray_utils import dataset_from_frame, init_ray
 from serec.runs import FEATURES, SCORES, RunDir
@@ -18,20 +20,22 @@ NOISY_SCORE_COLUMNS = ("sig", "bak", "ovr", "p808")
 
 
 def features_batch(batch: pd.DataFrame, min_seconds: float, max_seconds: float) -> pd.DataFrame:
-    """CPU task: manifest rows -> clip_id + CE/KL columns (+ ``reject_reason``)."""
-    from serec.features.cekl import CEKL_COLUMNS, cekl_features
+    """CPU task: manifest rows -> clip_id + CE/KL and routing-descriptor columns
+    (+ ``reject_reason``)."""
+    from serec.features.descriptors import AUDIO_FEATURE_COLUMNS, audio_features
 
     rows = []
     for row in batch.itertuples(index=False):
-        values = [math.nan] * len(CEKL_COLUMNS)
+        values = [math.nan] * len(AUDIO_FEATURE_COLUMNS)
         reason = None
         try:
             duration = None if pd.isna(row.duration_s) else float(row.duration_s)
             audio = decode_clip(row.path, row.offset_s, duration, min_seconds, max_seconds)
-            values = list(cekl_features(audio, TARGET_SR))
+            values = list(audio_features(audio, TARGET_SR))
         except AudioRejected as exc:
             reason = str(exc)
-        rows.append(dict(clip_id=row.clip_id, **dict(zip(CEKL_COLUMNS, values, strict=True)),
+        rows.append(dict(clip_id=row.clip_id,
+                         **dict(zip(AUDIO_FEATURE_COLUMNS, values, strict=True)),
                          reject_reason=reason))
     return pd.DataFrame(rows)
 
@@ -65,6 +69,9 @@ def run_features(run: RunDir, config: SerecConfig, address: str | None = None) -
             skipped += int((~ok).sum())
             if ok.any():
                 part = batch.loc[ok].drop(columns=["reject_reason"])
+                # a descriptor NaN in every row of a batch arrives as an all-null column
+                part[list(AUDIO_FEATURE_COLUMNS)] = part[list(AUDIO_FEATURE_COLUMNS)].astype(
+                    "float64")
                 run.append_part(FEATURES, pa.Table.from_pandas(part, preserve_index=False))
     table = run.read_pandas(FEATURES) if run.has_table(FEATURES) else pd.DataFrame()
     scores = noisy_scores(run)

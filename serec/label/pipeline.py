@@ -20,7 +20,7 @@ import ray
 
 from serec.audio import TARGET_SR, write_wav
 from serec.config import SerecConfig
-from serec.data.manifest import METADATA_COLUMNS, read_manifest
+from serec.data.manifest import MANIFEST_SCHEMA, METADATA_COLUMNS, read_manifest
 from serec.enhancers.registry import parse_enhancer_specs
 from serec.label.rule import decide_label
 from serec.label.stages import (
@@ -101,7 +101,9 @@ def score_rows(row: pd.Series, systems: list[str]) -> list[dict]:
 def label_row(row: pd.Series, config: SerecConfig) -> dict | None:
     systems = list(config.enhancers)
     ovr = {s: as_float(row[f"{s}__ovr"]) for s in [NOISY, *systems]}
-    decision = decide_label(ovr, config.candidates, config.label.fail_threshold)
+    decision = decide_label(ovr, config.candidates, config.label.fail_threshold,
+                            cheapest_within=config.label.cheapest_within,
+                            cost_by_system={s: as_float(row[f"sec__{s}"]) for s in systems})
     if decision is None:
         return None
     meta = {c: row.get(c) for c in ("path", "clean_path", "duration_s", *METADATA_COLUMNS)}
@@ -118,6 +120,18 @@ def save_outputs(run: RunDir, row: pd.Series, systems: list[str]) -> None:
                       f"{row['clip_id']}.wav", from_bytes(data), TARGET_SR)
 
 
+def labels_table(labels: list[dict]) -> pa.Table:
+    """Label rows as a table whose manifest columns keep the manifest's types: a part whose
+    clips all lack a value (no ``rir_id`` among its clips) would otherwise hold a double column
+    that no later part's strings can be concatenated with."""
+    table = pa.Table.from_pandas(pd.DataFrame(labels), preserve_index=False)
+    for index, name in enumerate(table.column_names):
+        if name in MANIFEST_SCHEMA.names:
+            table = table.set_column(index, name,
+                                     table[name].cast(MANIFEST_SCHEMA.field(name).type))
+    return table
+
+
 def flush(run: RunDir, pending: _Tables) -> None:
     """Scores first, then labels/rejects: a clip counts as done only once all are on disk."""
     if pending.scores:
@@ -125,8 +139,7 @@ def flush(run: RunDir, pending: _Tables) -> None:
     if pending.rejects:
         run.append_part(REJECTS, pa.Table.from_pylist(pending.rejects, schema=REJECT_SCHEMA))
     if pending.labels:
-        run.append_part(LABELS, pa.Table.from_pandas(pd.DataFrame(pending.labels),
-                                                     preserve_index=False))
+        run.append_part(LABELS, labels_table(pending.labels))
     pending.scores.clear()
     pending.labels.clear()
     pending.rejects.clear()

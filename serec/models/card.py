@@ -25,6 +25,7 @@ from safetensors.torch import save as save_torch
 
 from serec import __version__
 from serec.models.backbone import backbone_from_config
+from serec.models.boosted import BoostedTreesModel
 from serec.models.heads import ASTClassifier
 from serec.models.tabular import LinearTabularModel
 from serec.runs import RunDir
@@ -33,6 +34,7 @@ CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"
 KIND_AST = "ast"
 KIND_LINEAR = "linear"
+KIND_BOOSTED = "boosted"  # weights file: the training fold; params: train_config["params"]
 FORMAT_VERSION = 1
 
 
@@ -78,7 +80,7 @@ class ModelCard:
                 np.asarray(self.scaler_scale, np.float64))
 
 
-Model = ASTClassifier | LinearTabularModel
+Model = ASTClassifier | LinearTabularModel | BoostedTreesModel
 
 
 def build_model(card: ModelCard) -> Model:
@@ -98,7 +100,7 @@ def build_model(card: ModelCard) -> Model:
 
 def model_bytes(model: Model) -> bytes:
     """The weights as safetensors bytes."""
-    if isinstance(model, LinearTabularModel):
+    if isinstance(model, (LinearTabularModel, BoostedTreesModel)):
         return save_numpy({k: np.ascontiguousarray(v) for k, v in model.tensors().items()})
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return save_torch(state)
@@ -119,6 +121,10 @@ def load_model(model_dir: str) -> tuple[Model, ModelCard]:
     """Rebuild the model a folder describes and load its weights (eval mode for AST)."""
     folder = RunDir.of(model_dir)
     card = read_card(model_dir)
+    if card.kind == KIND_BOOSTED:
+        tensors = load_numpy(folder.read_bytes(WEIGHTS_FILE))
+        return BoostedTreesModel.from_tensors(tensors, len(card.classes),
+                                              card.train_config.get("params", {})), card
     model = build_model(card)
     data = folder.read_bytes(WEIGHTS_FILE)
     if isinstance(model, LinearTabularModel):

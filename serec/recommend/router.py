@@ -1,4 +1,5 @@
-"""The deployed router: features on the fly, gatekeeper then expert, fold ensembles.
+"""The deployed routers: features on the fly, gatekeeper then expert, fold ensembles; or the
+boosted features router, when ``serec evaluate`` chose it on validation (:func:`load_router`).
 
 The gatekeeper ensemble sees every clip; only the clips it does not give to the majority
 system reach the expert ensemble (and only they pay for inputs that just the expert uses).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,9 +21,12 @@ import pandas as pd
 from serec.audio import TARGET_SR
 from serec.config import SerecConfig
 from serec.evaluate.ensemble import (
+    BOOSTED,
     EXPERT,
     GATEKEEPER,
+    ROUTER_CHOICE_FILE,
     THRESHOLD_FILE,
+    TWO_STAGE,
     SpectrogramCache,
     StageEnsemble,
     TwoStage,
@@ -30,10 +34,12 @@ from serec.evaluate.ensemble import (
     predict_stage,
     trained_folds,
 )
+from serec.evaluate.frontier import cost_weighted_choice
 from serec.features.cekl import CEKL_COLUMNS, cekl_features
+from serec.features.descriptors import AUDIO_FEATURE_COLUMNS, audio_features
 from serec.label.rule import ALL_FAILED
 from serec.models.card import read_card
-from serec.runs import RunDir
+from serec.runs import SCORES, RunDir
 
 DNSMOS_FEATURES = {"noisy_sig": "sig", "noisy_bak": "bak", "noisy_ovr": "ovr",
                    "noisy_p808": "p808"}
@@ -178,3 +184,95 @@ class Router:
         out["router_s"] = out[["features_s", "spectrogram_s", "gatekeeper_s",
                                "expert_s"]].sum(axis=1)
         return out
+
+
+class FeaturesRouter:
+    """The boosted features router: one fold ensemble over every label, on the CE/KL
+    statistics and routing descriptors computed from the audio.
+
+    With ``cost_weight`` > 0 it picks ``argmax_s P(s) - cost_weight * seconds(s)`` (seconds:
+    each system's mean enhancer seconds per clip, e.g. from the run's ``scores/``), trading
+    quality for compute as ``serec evaluate``'s cost-weight sweep does; 0 is the most probable
+    label.
+    """
+
+    def __init__(self, ensemble: StageEnsemble, fallback: str, max_seconds: float = 10.0,
+                 cost_weight: float = 0.0,
+                 system_seconds: Mapping[str, float] | None = None) -> None:
+        unknown = sorted(set(ensemble.features) - set(AUDIO_FEATURE_COLUMNS))
+        if unknown:
+            raise ValueError(f"the features router cannot compute the features {unknown}")
+        if cost_weight < 0:
+            raise ValueError(f"cost_weight must be >= 0, got {cost_weight}")
+        self.ensemble = ensemble
+        self.fallback = fallback
+        self.max_samples = int(max_seconds * TARGET_SR) if math.isfinite(max_seconds) else None
+        self.cost_weight = float(cost_weight)
+        seconds = system_seconds or {}
+        self.class_seconds = np.array([float(seconds.get(self.system_of(c), 0.0))
+                                       for c in self.classes])
+
+    @classmethod
+    def from_run(cls, run: RunDir, fallback: str, max_seconds: float = 10.0,
+                 cost_weight: float = 0.0) -> FeaturesRouter:
+        """Every trained fold of the ``boosted`` stage; with a cost weight, each system's
+        mean seconds per clip from the run's ``scores/``."""
+        seconds = None
+        if cost_weight:
+            scores = run.read_pandas(SCORES, dedup_keys=["clip_id", "system"])
+            seconds = scores.groupby("system")["seconds"].mean().to_dict()
+        return cls(StageEnsemble.load(run, BOOSTED), fallback, max_seconds, cost_weight,
+                   seconds)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.ensemble.classes)
+
+    def system_of(self, label: str) -> str:
+        return self.fallback if label == ALL_FAILED else label
+
+    def route(self, audios: Sequence[np.ndarray]) -> pd.DataFrame:
+        """One row per clip: ``label``, ``system``, ``confidence`` (its probability),
+        ``routed_to_expert`` (always False: one stage), ``p_<class>``, ``features_s``,
+        ``model_s`` (all folds) and their sum ``router_s``."""
+        audios = [np.asarray(a, np.float32)[: self.max_samples] for a in audios]
+        n = len(audios)
+        values = np.zeros((n, len(AUDIO_FEATURE_COLUMNS)))
+        features_s = np.zeros(n)
+        for i, audio in enumerate(audios):
+            began = time.perf_counter()
+            values[i] = audio_features(audio)
+            features_s[i] = time.perf_counter() - began
+        tabular = pd.DataFrame(values, columns=list(AUDIO_FEATURE_COLUMNS))
+        prediction = predict_stage(self.ensemble, SpectrogramCache(audios), tabular)
+        probs = prediction.mean
+        chosen = (cost_weighted_choice(probs, self.class_seconds, self.cost_weight) if n
+                  else np.zeros(0, int))
+        labels = np.asarray(self.classes, dtype=object)[chosen]
+        out = pd.DataFrame({
+            "label": labels.astype(str),
+            "system": [self.system_of(str(label)) for label in labels],
+            "confidence": probs[np.arange(n), chosen] if n else np.zeros(0),
+            "routed_to_expert": np.zeros(n, bool),
+            **{probability_column(c): probs[:, j] for j, c in enumerate(self.classes)},
+            "features_s": features_s, "model_s": prediction.seconds.sum(axis=0),
+        })
+        out["router_s"] = out["features_s"] + out["model_s"]
+        return out
+
+
+def chosen_router(run: RunDir) -> str:
+    """``boosted`` when ``serec evaluate`` chose it on validation (``report/router_choice.json``)
+    and its folds exist, else ``two_stage``."""
+    if run.exists(ROUTER_CHOICE_FILE) and trained_folds(run, BOOSTED):
+        return str(run.read_json(ROUTER_CHOICE_FILE).get("router", TWO_STAGE))
+    return TWO_STAGE
+
+
+def load_router(run: RunDir, threshold: float, fallback: str, max_seconds: float = 10.0,
+                device: str = "cpu") -> Router | FeaturesRouter:
+    """The router ``serec evaluate`` chose for this run on validation (see
+    :func:`chosen_router`); both answer ``route(audios)`` with the same decision columns."""
+    if chosen_router(run) == BOOSTED:
+        return FeaturesRouter.from_run(run, fallback, max_seconds)
+    return Router.from_run(run, threshold, fallback, max_seconds, device)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from serec.audio import TARGET_SR, wav_bytes
 from serec.label.stages import from_bytes, output_column
-from serec.recommend.router import Router, probability_column
+from serec.recommend.router import load_router, probability_column
 from serec.runs import RunDir
 
 OUTPUT = "output"  # system name of the routed output column (``out__output``) after a branch
@@ -16,15 +16,15 @@ ROUTE_COLUMNS = ("label", "system", "confidence", "routed_to_expert", "router_s"
 
 
 class Route:
-    """Actor: the router (every fold of both stages, loaded once) adds its decision per clip."""
+    """Actor: the router (every fold of its stages, loaded once) adds its decision per clip."""
 
     def __init__(self, run_root: str, threshold: float, fallback: str, max_seconds: float,
                  threads: int = 1, device: str = "cpu") -> None:
         import torch
 
         torch.set_num_threads(max(1, threads))
-        self.router = Router.from_run(RunDir.of(run_root), threshold, fallback, max_seconds,
-                                      device)
+        self.router = load_router(RunDir.of(run_root), threshold, fallback, max_seconds,
+                                  device)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         ok = batch["reject_reason"].isna().to_numpy()

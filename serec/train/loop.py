@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import WeightedRandomSampler
 
+from serec.evaluate.metrics import macro_f1
 from serec.models.backbone import config_dict, load_backbone
 from serec.models.card import ModelCard
 from serec.models.heads import ASTClassifier
@@ -59,23 +60,6 @@ def gather(obj: Any) -> list[Any]:
     out: list[Any] = [None] * size
     torch.distributed.all_gather_object(out, obj)
     return out
-
-
-def macro_f1(targets: np.ndarray, predictions: np.ndarray) -> float:
-    """Unweighted mean F1 over the classes that occur in targets or predictions.
-
-    The same definition as scikit-learn's ``f1_score(average="macro", zero_division=0)``,
-    in numpy so that training workers need not import scikit-learn.
-    """
-    classes = np.union1d(targets, predictions)
-    if classes.size == 0:
-        return math.nan
-    scores = []
-    for c in classes:
-        tp = np.sum((predictions == c) & (targets == c))
-        denominator = np.sum(predictions == c) + np.sum(targets == c)
-        scores.append(2.0 * tp / denominator if denominator else 0.0)
-    return float(np.mean(scores))
 
 
 def classification_metrics(logits: np.ndarray, targets: np.ndarray,

@@ -27,10 +27,11 @@ from serec.models.backbone import DEFAULT_BACKBONE
 from serec.models.card import KIND_LINEAR, ModelCard, save_model
 from serec.models.heads import POOLING
 from serec.models.tabular import fit_linear
-from serec.ray_utils import init_ray
+from serec.ray_utils import epoch_progress, init_ray
 from serec.runs import MODELS, RunDir
 from serec.train.config import TrainConfig
 from serec.train.data import StageTask, stage_task
+from serec.train.features_router import BOOSTED, train_boosted
 from serec.train.inputs import put_pool
 from serec.train.loop import classification_metrics
 from serec.train.trials import FoldSpec, fold_trial
@@ -91,7 +92,9 @@ def run_fold_trials(run: RunDir, task: StageTask, folds: list[int], backbone: st
         tune_config=tune.TuneConfig(
             max_concurrent_trials=max_concurrent or config.max_concurrent_trials),
         run_config=tune.RunConfig(name=f"train_{task.stage}_{stamp}",
-                                  storage_path=run.path(RESULTS_DIR), verbose=0))
+                                  storage_path=run.path(RESULTS_DIR), verbose=0,
+                                  callbacks=[epoch_progress(f"train {task.stage}", len(folds),
+                                                            config.epochs)]))
     grid = tuner.fit()
     failed = [f"fold {r.config.get('fold')}: {r.error}" for r in grid if r.error]
     if failed:
@@ -131,7 +134,8 @@ def train_features(run: RunDir, task: StageTask, folds: list[int],
 def train_stage(run: RunDir, stage: str, folds: list[int] | None = None,
                 backbone: str = DEFAULT_BACKBONE, config: TrainConfig | None = None,
                 max_concurrent_trials: int | None = None) -> pd.DataFrame:
-    """Train ``stage`` (gatekeeper | expert | full | features) on ``folds`` (default: all).
+    """Train ``stage`` (gatekeeper | expert | full | features | boosted) on ``folds``
+    (default: all).
 
     Writes ``models/<stage>/fold_<k>/`` (model.safetensors + card.json) for every fold and
     returns the per-fold validation metrics. ``backbone`` is ``tiny``, a hub id or a local
@@ -141,6 +145,8 @@ def train_stage(run: RunDir, stage: str, folds: list[int] | None = None,
     settings pass ``serec.train.tune.tuned_config(run, stage, base=config)``.
     """
     config = config or TrainConfig()
+    if stage == BOOSTED:  # the features router (serec.train.features_router)
+        return train_boosted(run, folds, config.seed)
     task = stage_task(run, stage, config)
     folds = resolve_folds(task, folds)
     if stage == "features":

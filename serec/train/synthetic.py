@@ -53,7 +53,8 @@ def build_tone_run(root: str | Path, n_speakers: int = 12, clips_per_speaker: in
     frame = pd.DataFrame(rows)
     meta = {"noise_type": "white", "snr_db": 5.0, "corpus": "synthetic"}
     manifest = frame.drop(columns="label").assign(clean_path=None, offset_s=0.0,
-                                                  duration_s=seconds, noise_id="white", **meta)
+                                                  duration_s=seconds, **meta,
+                                                  noise_id=[f"white-{i}" for i in range(n)])
     run.write_table(MANIFEST, pa.Table.from_pandas(manifest, preserve_index=False))
     ovr = {s: np.where(frame["label"] == s, 3.5, 2.5) + rng.uniform(0, 0.2, n) for s in SYSTEMS}
     table = frame.assign(**meta, noisy_ovr=2.0, **{f"{s}_ovr": v for s, v in ovr.items()},

@@ -24,7 +24,7 @@ import pyarrow as pa
 import yaml
 
 from serec.models.backbone import DEFAULT_BACKBONE
-from serec.ray_utils import init_ray
+from serec.ray_utils import epoch_progress, init_ray
 from serec.runs import TUNE, RunDir
 from serec.train.config import TrainConfig
 from serec.train.data import AST_STAGES, stage_task
@@ -153,7 +153,9 @@ def tune_stage(run: RunDir, stage: str, search_space_yaml_path: str | os.PathLik
                                     num_samples=num_samples,
                                     max_concurrent_trials=config.max_concurrent_trials),
         run_config=tune.RunConfig(name=f"tune_{stage}_{stamp}",
-                                  storage_path=run.path(RESULTS_DIR), verbose=0))
+                                  storage_path=run.path(RESULTS_DIR), verbose=0,
+                                  callbacks=[epoch_progress(f"tune {stage}", num_samples,
+                                                            config.epochs)]))
     grid = tuner.fit()
     rows = []
     for result in grid:

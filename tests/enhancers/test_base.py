@@ -73,7 +73,7 @@ def test_parse_named_instances_of_one_kind() -> None:
      ["'dfn3_mild'", "unknown parameter 'atten_lim'", "atten_lim_db"]),
     ({"rnnoise": {"strength": 1}}, ["'rnnoise'", "unknown parameter 'strength'"]),
     ({"sg": {"kind": "spectral_gate", "resources": {"num_gpu": 1}}},
-     ["'sg'", "unknown resource key 'num_gpu'"]),
+     ["'sg'", "unknown config key 'resources.num_gpu'"]),
     ({"sg": {"kind": "spectral_gate", "resources": {"batch_size": 0}}},
      ["'sg'", "resources.batch_size"]),
     ({"sg": {"kind": "spectral_gate", "resources": {"min_actors": 3, "max_actors": 2}}},

@@ -12,12 +12,14 @@ import pyarrow as pa
 import pytest
 
 from serec.audio import write_wav
+from serec.cli import main
 from serec.evaluate import evaluate_run, format_headline
 from serec.evaluate.ensemble import TwoStage
 from serec.evaluate.metrics import calibrate_threshold
 from serec.evaluate.run import json_safe
 from serec.label.rule import ALL_FAILED
 from serec.runs import LABELS, RunDir
+from serec.train.features_router import train_boosted
 from tests.evaluate.tinyrun import build_tiny_run, synth, tiny_config
 
 pytestmark = pytest.mark.timeout(600)
@@ -45,13 +47,22 @@ def _replace_test_set(run: RunDir, test_ids: set[str]) -> None:
     run.append_part(LABELS, pa.Table.from_pandas(labels, preserve_index=False))
 
 
+def _pool_best_single(run: RunDir) -> str:
+    splits = run.read_pandas("splits.parquet")
+    scores = run.read_pandas("scores").merge(splits, on="clip_id")
+    pool = scores[~scores["is_test"] & scores["system"].isin(["rnnoise", "gate"])]
+    return str(pool.groupby("system")["ovr"].mean().idxmax())
+
+
 def test_evaluate_run_end_to_end(tmp_path, ray_session):
     run = build_tiny_run(tmp_path, ast_stages=("expert",))
+    train_boosted(run)
     metrics = evaluate_run(run, tiny_config(), num_cpus=0.5, n_boot=100)
     report = Path(run.root) / "report"
     for name in ("metrics.json", "report.md", "threshold.json", "predictions.parquet",
                  "confusion_test.png", "confusion_gatekeeper.png", "regret_hist.png",
-                 "quality_vs_compute.png", "confusion_full.png", "confusion_features.png"):
+                 "quality_vs_compute.png", "confusion_full.png", "confusion_features.png",
+                 "confusion_boosted.png", "cost_quality.png", "router_choice.json"):
         assert (report / name).is_file(), name
     assert (report / "regret_hist.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((report / "metrics.json").read_text())["headline"] == \
@@ -63,7 +74,31 @@ def test_evaluate_run_end_to_end(tmp_path, ray_session):
         if metrics["threshold"]["threshold"] != 0.5 else []
     assert list(rows) == ["oracle", "router (ensemble, test)", *at_default,
                           "full (ensemble, test)", "features (ensemble, test)",
+                          "boosted (ensemble, test)",
                           f"best single ({best})", "rnnoise", "gate", "passthrough", "random"]
+    # the best single system is the training pool's, not the test set's
+    assert best == _pool_best_single(run)
+    assert metrics["routing"]["best_single_chosen_on"].startswith("training pool")
+    # single systems lie on or under their hull; routers are measured against it
+    cost = metrics["cost_quality"]
+    assert all(r["gap_to_hull"] <= 1e-9 for r in rows.values()
+               if r["system"] in ("rnnoise", "gate", "passthrough"))
+    assert {c["router"] for c in cost["routers"]} == {
+        "router (ensemble, test)", "full (ensemble, test)", "features (ensemble, test)",
+        "boosted (ensemble, test)"}
+    for curve in cost["routers"]:
+        assert np.isfinite(curve["aiq"]) and np.isfinite(curve["hull_aiq"])
+        for point in curve["points"]:
+            assert point["gpu_s"] == 0.0 and point["cpu_s"] == pytest.approx(point["compute_s"])
+    boosted = next(c for c in cost["routers"] if c["router"].startswith("boosted"))
+    assert boosted["parameter"] == "cost_weight"
+    spent = [p["compute_s"] for p in boosted["points"]]
+    assert spent[-1] <= spent[0] + 1e-9 and boosted["points"][0]["cost_weight"] == 0.0
+    choice = json.loads((report / "router_choice.json").read_text())
+    assert choice == metrics["router_choice"]
+    assert choice["router"] in ("two_stage", "boosted")
+    assert set(choice["validation_macro_f1"]) == {"two_stage", "boosted"}
+    assert "## Cost and quality" in (report / "report.md").read_text()
     assert all(r["mean_ovr"] <= rows["oracle"]["mean_ovr"] + 1e-9 for r in rows.values()
                if r["system"] != "passthrough")
     assert rows["router (ensemble, test)"]["macro_f1"] == metrics["test"]["ensemble"]["macro_f1"]
@@ -107,3 +142,52 @@ def test_evaluate_run_end_to_end(tmp_path, ray_session):
                                   .reset_index(drop=True))
     assert (new.loc[new["split"] == "test", "truth"] == ALL_FAILED).all()
     assert again["test"]["ensemble"]["confusion"] != metrics["test"]["ensemble"]["confusion"]
+
+
+@pytest.mark.slow
+def test_models_of_one_run_tested_on_another_run(tmp_path, ray_session):
+    run = build_tiny_run(tmp_path / "a", ast_stages=(), stages=("gatekeeper", "expert"))
+    other = build_tiny_run(tmp_path / "b", counts={"rnnoise": 6, "gate": 3, ALL_FAILED: 2},
+                           stages=(), seed=5)
+    metrics = evaluate_run(run, tiny_config(), num_cpus=0.5, n_boot=50, test_run=other)
+    assert metrics["n_test"] == 11 and metrics["test_run"] == other.root
+    predictions = pd.read_parquet(Path(run.root) / "cross" / "run" / "report"
+                                  / "predictions.parquet")
+    test_ids = set(predictions.loc[predictions["split"] == "test", "clip_id"])
+    assert test_ids == set(other.read_pandas(LABELS)["clip_id"])
+    assert (predictions.loc[predictions["split"] == "test", "fold"] == -1).all()
+    assert metrics["routing"]["best_single"] == _pool_best_single(run)
+    assert metrics["report_path"].endswith("cross/run/report/report.md")
+    assert "Cross-corpus" in Path(metrics["report_path"]).read_text()
+    assert not (Path(other.root) / "report").exists()  # the other run is only read
+    with pytest.raises(FileNotFoundError, match="label the test run"):
+        evaluate_run(run, tiny_config(), num_cpus=0.5, test_run=RunDir.of(tmp_path / "none"))
+
+
+def test_test_run_without_labels_is_a_one_line_error(tmp_path, capsys):
+    run = build_tiny_run(tmp_path, ast_stages=(), stages=("gatekeeper", "expert"))
+    code = main(["evaluate", "--run", run.root, "--test-run", str(tmp_path / "none")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "label the test run first" in err
+
+
+@pytest.mark.slow
+def test_a_test_set_that_never_reaches_the_expert(tmp_path, ray_session):
+    """The issue's crash: a small, lopsided test set where no clip is for the expert."""
+    run = build_tiny_run(tmp_path, ast_stages=(), stages=("gatekeeper", "expert"))
+    splits = run.read_pandas("splits.parquet")
+    test_ids = set(splits.loc[splits["is_test"], "clip_id"])
+    labels = run.read_pandas(LABELS)
+    rng = np.random.default_rng(3)
+    for row in labels[labels["clip_id"].isin(test_ids)].itertuples():
+        write_wav(row.path, synth("speech", rng))
+    labels.loc[labels["clip_id"].isin(test_ids), "label"] = "rnnoise"
+    shutil.rmtree(Path(run.root) / LABELS)
+    run.append_part(LABELS, pa.Table.from_pandas(labels, preserve_index=False))
+    metrics = evaluate_run(run, tiny_config(), num_cpus=0.5, n_boot=50)
+    expert = metrics["test"]["ensemble"]["expert"]
+    assert expert["n"] == 0
+    text = (Path(run.root) / "report" / "report.md").read_text()
+    section = text[text.index("### Expert"):text.index("### Where the errors")]
+    assert "No clips in this group." in section

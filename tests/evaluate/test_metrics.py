@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
@@ -18,6 +16,7 @@ from serec.evaluate.metrics import (
     low_confidence,
     macro_f1,
 )
+from serec.evaluate.report import _class_table
 
 TWO_STAGE = TwoStage("A", ("B", "C"))
 
@@ -139,8 +138,14 @@ def test_reports_on_a_pipeline_view():
     assert [r["support"] for r in per_class] == [int((truth == c).sum()) for c in "ABC"]
 
 
-def test_class_report_of_no_clips_is_empty_not_an_error():
-    report = class_report(np.array([], dtype=object), np.array([], dtype=object), ["a", "b"])
-    assert report["n"] == 0 and math.isnan(report["macro_f1"])
-    assert [row["support"] for row in report["per_class"]] == [0, 0]
-    assert report["confusion"] == [[0, 0], [0, 0]]
+def test_no_clip_reaching_the_expert_is_reported_not_a_crash():
+    # a small, lopsided test set: the gatekeeper keeps every clip
+    truth = np.array(["A", "A", "B", "C"], dtype=object)
+    view = PipelineView(["c0", "c1", "c2", "c3"], truth, np.full(4, 0.9), np.full((4, 2), 0.5))
+    report = pipeline_report(view, TWO_STAGE, 0.5, with_ci=True, n_boot=20)
+    assert report["expert"]["n"] == 0 and np.isnan(report["expert"]["macro_f1"])
+    assert report["expert"]["confusion"] == [[0, 0], [0, 0]]
+    assert _class_table(report["expert"]) == "No clips in this group."
+    assert "| B |" in _class_table(report)
+    empty = class_report([], [], ["A", "B"])
+    assert empty["n"] == 0 and [r["support"] for r in empty["per_class"]] == [0, 0]

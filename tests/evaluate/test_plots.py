@@ -25,3 +25,14 @@ def test_rows_at_one_point_share_an_entry_and_incomplete_rows_are_left_out() -> 
 def test_confusion_and_regret_figures_are_pngs() -> None:
     assert plots.confusion_png([[3, 1], [0, 2]], ["a", "b"], "t").startswith(PNG_MAGIC)
     assert plots.regret_png(np.array([0.0, 0.1, np.nan, 0.4])).startswith(PNG_MAGIC)
+
+
+def test_cost_quality_figure_is_a_png() -> None:
+    singles = [dict(system="a", compute_s=0.0, mean_ovr=2.0),
+               dict(system="b", compute_s=1.0, mean_ovr=3.0)]
+    hull = {"cost_s": [0.0, 1.0], "mean_ovr": [2.0, 3.0]}
+    curves = [{"router": "r", "parameter": "threshold",
+               "points": [dict(compute_s=0.5, mean_ovr=2.8), dict(compute_s=0.2, mean_ovr=2.4)]}]
+    assert plots.cost_quality_png(singles, hull, curves).startswith(PNG_MAGIC)
+    assert plots.cost_quality_png(singles, {"cost_s": [], "mean_ovr": []}, []).startswith(
+        PNG_MAGIC)

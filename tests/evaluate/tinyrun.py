@@ -20,7 +20,8 @@ import torch
 from serec.audio import TARGET_SR, write_wav
 from serec.config import SerecConfig, load_config
 from serec.data.manifest import manifest_frame
-from serec.features.cekl import CEKL_COLUMNS, cekl_features
+from serec.features.cekl import CEKL_COLUMNS
+from serec.features.descriptors import AUDIO_FEATURE_COLUMNS, audio_features
 from serec.label.rule import ALL_FAILED, decide_label
 from serec.models.backbone import TINY, config_dict, extractor_params, load_backbone
 from serec.models.card import KIND_LINEAR, ModelCard, save_model
@@ -121,8 +122,8 @@ def build_tiny_run(root: Path, counts: dict[str, int] | None = None,
         frame.drop(columns=["audio", "label", "fold"]).to_dict("records")), preserve_index=False))
     run.append_part(SCORES, pa.Table.from_pylist(score_rows))
     run.append_part(LABELS, pa.Table.from_pandas(pd.DataFrame(label_rows), preserve_index=False))
-    features = pd.DataFrame(np.stack([cekl_features(a) for a in frame["audio"]]),
-                            columns=list(CEKL_COLUMNS))
+    features = pd.DataFrame(np.stack([audio_features(a) for a in frame["audio"]]),
+                            columns=list(AUDIO_FEATURE_COLUMNS))
     features.insert(0, "clip_id", frame["clip_id"])
     run.append_part(FEATURES, pa.Table.from_pandas(features, preserve_index=False))
     splits = pd.DataFrame({"clip_id": frame["clip_id"], "fold": frame["fold"].astype(np.int64),

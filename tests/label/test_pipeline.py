@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
@@ -18,7 +19,7 @@ import yaml
 from serec.audio import TARGET_SR
 from serec.config import load_config
 from serec.data.importer import import_recordings
-from serec.label.pipeline import run_label
+from serec.label.pipeline import labels_table, run_label
 from serec.runs import LABELS, REJECTS, SCORES, RunDir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,3 +140,21 @@ def test_kill_and_resume_leaves_one_row_per_clip(tmp_path, ray_session):
     assert part_rows(run, LABELS) == 10 and part_rows(run, REJECTS) == bad
     scores = run.read_pandas(SCORES, dedup_keys=["clip_id", "system"])
     assert len(scores) == 10 * 3
+
+
+def test_label_parts_keep_manifest_types_when_a_part_lacks_values(tmp_path):
+    """A part whose clips have no RIR/talker must still concatenate with one whose clips do."""
+    run = RunDir.of(tmp_path / "run")
+    dry = dict(clip_id="a", condition="noise", rt60_s=float("nan"), rir_id=float("nan"),
+               interferer_speaker_id=None, n_noises=2.0, best_system="noisy")
+    wet = dict(clip_id="b", condition="reverb", rt60_s=0.6, rir_id="sim-1",
+               interferer_speaker_id="vctk:p226", n_noises=1, best_system="rnnoise")
+    run.append_part(LABELS, labels_table([dry]))
+    run.append_part(LABELS, labels_table([wet]))
+    table = run.read_table(LABELS)
+    rir_type = table.schema.field("rir_id").type
+    assert pa.types.is_string(rir_type) or pa.types.is_large_string(rir_type)
+    assert table.schema.field("n_noises").type == pa.int32()
+    rows = {r["clip_id"]: r for r in table.to_pylist()}
+    assert rows["a"]["rir_id"] is None and rows["a"]["n_noises"] == 2
+    assert rows["b"]["rir_id"] == "sim-1" and rows["b"]["interferer_speaker_id"] == "vctk:p226"

@@ -44,3 +44,54 @@ def test_noisy_is_not_a_candidate_unless_listed():
     scores = {"noisy": 4.0, "spectral_gate": 2.5, "passthrough": 4.0}
     assert decide_label(scores, ["spectral_gate"]).label == "spectral_gate"
     assert decide_label(scores, ["spectral_gate", "passthrough"]).label == "passthrough"
+
+
+COST = {"spectral_gate": 0.01, "rnnoise": 0.2, "deepfilternet3": 1.5}
+
+
+def test_cheapest_within_delta_of_the_best():
+    ovr = {"spectral_gate": 2.90, "rnnoise": 3.06, "deepfilternet3": 3.10}
+    assert decide_label(ovr, ORDER).label == "deepfilternet3"  # thesis rule by default
+    d = decide_label(ovr, ORDER, cheapest_within=0.05, cost_by_system=COST)
+    assert d.label == "rnnoise"  # within 0.05 of 3.10 and cheaper
+    assert d.best_system == "deepfilternet3" and d.best_ovr == pytest.approx(3.10)
+    assert decide_label(ovr, ORDER, cheapest_within=0.25, cost_by_system=COST).label \
+        == "spectral_gate"
+    assert decide_label(ovr, ORDER, cheapest_within=0.0, cost_by_system=COST).label \
+        == "deepfilternet3"
+
+
+def test_cheapest_within_keeps_all_failed_and_missing_costs():
+    low = {"spectral_gate": 1.5, "rnnoise": 1.9, "deepfilternet3": 1.95}
+    assert decide_label(low, ORDER, cheapest_within=1.0, cost_by_system=COST).label \
+        == ALL_FAILED
+    ovr = {"spectral_gate": 3.0, "rnnoise": 3.0, "deepfilternet3": 3.0}
+    # an unmeasured cost is the most expensive; equal costs go to the first listed
+    assert decide_label(ovr, ORDER, cheapest_within=0.1,
+                        cost_by_system={"rnnoise": 0.2, "deepfilternet3": 0.2}).label == "rnnoise"
+    with pytest.raises(ValueError, match="cheapest_within"):
+        decide_label(ovr, ORDER, cheapest_within=-0.1, cost_by_system=COST)
+
+
+def test_the_labeler_passes_the_objective_and_measured_seconds():
+    import pandas as pd
+
+    from serec.config import load_config
+    from serec.label.pipeline import label_row
+
+    enhancers = {"gate": {"kind": "spectral_gate"}, "rnnoise": {}}
+    row = pd.Series({"clip_id": "c0", "path": "c0.wav", "noisy__ovr": 2.1, "gate__ovr": 3.00,
+                     "rnnoise__ovr": 3.04, "sec__gate": 0.01, "sec__rnnoise": 0.3})
+    thesis = label_row(row, load_config(None, overrides={"enhancers": enhancers}))
+    assert thesis["label"] == "rnnoise"
+    cheap = label_row(row, load_config(None, overrides={
+        "enhancers": enhancers, "label": {"cheapest_within": 0.05}}))
+    assert cheap["label"] == "gate" and cheap["best_system"] == "rnnoise"
+
+
+def test_a_negative_margin_fails_at_config_load():
+    from serec.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="label.cheapest_within"):
+        load_config(None, overrides={"enhancers": {"rnnoise": {}},
+                                     "label": {"cheapest_within": -0.1}})

@@ -7,8 +7,15 @@ import os
 import numpy as np
 import pytest
 
-from serec.evaluate.ensemble import THRESHOLD_FILE
-from serec.recommend.router import Router, resolve_threshold
+from serec.evaluate.ensemble import ROUTER_CHOICE_FILE, THRESHOLD_FILE
+from serec.recommend.router import (
+    FeaturesRouter,
+    Router,
+    chosen_router,
+    load_router,
+    resolve_threshold,
+)
+from serec.train.features_router import train_boosted
 from tests.evaluate.tinyrun import build_tiny_run, synth, tiny_config
 
 pytestmark = pytest.mark.timeout(300)
@@ -71,3 +78,23 @@ def test_threshold_precedence(linear_run):
         assert resolve_threshold(linear_run, tiny_config(threshold=0.6))[0] == 0.6
     finally:
         os.remove(linear_run.path(THRESHOLD_FILE))
+
+
+def test_features_router_routes_and_trades_quality_for_compute(tmp_path):
+    run = build_tiny_run(tmp_path, ast_stages=(), stages=("gatekeeper", "expert"))
+    train_boosted(run)
+    assert chosen_router(run) == "two_stage"  # evaluate has chosen nothing yet
+    assert isinstance(load_router(run, 0.5, "passthrough"), Router)
+    run.write_json(ROUTER_CHOICE_FILE, {"router": "boosted"})
+    router = load_router(run, 0.5, "passthrough")
+    assert isinstance(router, FeaturesRouter)
+    out = router.route(_clips())
+    assert list(out["label"]) == ["rnnoise", "gate", "all_failed", "rnnoise"]
+    assert list(out["system"]) == ["rnnoise", "gate", "passthrough", "rnnoise"]
+    probs = out[[f"p_{c}" for c in router.classes]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert (out["router_s"] > 0).all() and not out["routed_to_expert"].any()
+    # a large cost weight sends every clip to the cheapest system (passthrough: no compute)
+    thrifty = FeaturesRouter.from_run(run, "passthrough", cost_weight=1e4)
+    assert (thrifty.route(_clips())["system"] == "passthrough").all()
+    assert len(router.route([])) == 0

@@ -7,13 +7,20 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from serec.runs import LABELS, SPLITS, RunDir
+from serec.runs import LABELS, MANIFEST, SPLITS, RunDir
 from serec.train.splits import (
+    DEFAULT_GROUP,
     TEST_FOLD,
+    SplitError,
     assign_splits,
+    check_manifest_can_split,
     connected_groups,
+    feasibility_problem,
     fold_frames,
+    groups_needed,
     make_splits,
+    parse_group,
+    split_summary,
     test_frame,
 )
 
@@ -30,7 +37,7 @@ def labels_frame(n_speakers: int = 80, clips: int = 5, seed: int = 0) -> pd.Data
             if s % 10 == 1 and c == 0:  # the same sentence read by speakers s-1 and s
                 source = f"src{s - 1}_0"
             rows.append({"clip_id": f"c{s:03d}_{c}", "speaker_id": f"spk{s}",
-                         "source_id": source,
+                         "source_id": source, "noise_id": f"n{s}_{c}",
                          "label": rng.choice(["a", "b", "c", "all_failed"],
                                              p=[0.5, 0.25, 0.15, 0.1])})
     return pd.DataFrame(rows)
@@ -74,10 +81,68 @@ def test_same_seed_same_split_and_seed_matters():
 
 def test_too_few_groups_is_a_clear_error():
     frame = labels_frame(n_speakers=5)
-    with pytest.raises(ValueError, match="independent speaker/source groups"):
+    with pytest.raises(SplitError, match=r"only \d independent groups among 25 clips for "
+                                         "--group speaker_id,source_id,noise_id"):
         assign_splits(frame, folds=5, test_fraction=0.15)
     splits = assign_splits(frame, folds=4, test_fraction=0.0)
     assert not splits["is_test"].any() and set(splits["fold"]) == {0, 1, 2, 3}
+
+
+def test_group_takes_exactly_the_columns_asked_for():
+    frame = labels_frame(n_speakers=3, clips=10)
+    assert parse_group(None) == DEFAULT_GROUP
+    assert parse_group("source_id, speaker_id") == ("source_id", "speaker_id")
+    assert parse_group("none") == parse_group("") == ()
+    by_source = assign_splits(frame, folds=3, test_fraction=0.2, group="source_id").merge(frame)
+    assert (by_source.groupby("source_id")["fold"].nunique() == 1).all()
+    assert by_source.groupby("speaker_id")["fold"].nunique().max() > 1  # speakers not linked
+    per_clip = assign_splits(frame, folds=4, test_fraction=0.0, group="none")
+    assert set(per_clip["fold"]) == {0, 1, 2, 3}
+    with pytest.raises(SplitError, match="'speaker'.*available: speaker_id, source_id"):
+        assign_splits(frame, group="speaker")
+
+
+def test_a_shared_noise_recording_never_straddles_parts():
+    frame = labels_frame(n_speakers=40, clips=2).assign(
+        noise_id=lambda f: [f"noise{i // 6}" for i in range(len(f))])
+    splits = assign_splits(frame, folds=3, test_fraction=0.15).merge(frame)
+    assert (splits.groupby("noise_id")["fold"].nunique() == 1).all()
+
+
+def test_infeasible_split_says_what_would_work():
+    frame = labels_frame(n_speakers=2, clips=20)  # two speakers who share a sentence
+    problem = feasibility_problem(frame, 3, 0.15, DEFAULT_GROUP)
+    assert problem.startswith("only 1 independent groups among 40 clips for --group "
+                              "speaker_id,source_id,noise_id; 3 folds plus a test set need at "
+                              f"least {groups_needed(3, 0.15)}")
+    assert "--group source_id,noise_id (20 groups)" in problem
+    assert feasibility_problem(frame, 3, 0.15, ("source_id",)) is None
+    assert groups_needed(5, 0.0) == 5 and groups_needed(3, 0.15) >= 7
+
+
+def test_split_summary_counts_clips_and_groups():
+    frame = labels_frame(n_speakers=30)
+    splits = assign_splits(frame, folds=3, test_fraction=0.2)
+    summary = split_summary(frame, splits)
+    assert list(summary["part"]) == ["fold 0", "fold 1", "fold 2", "test"]
+    assert summary["clips"].sum() == len(frame)
+    assert summary["groups"].sum() == connected_groups(frame, DEFAULT_GROUP).max() + 1
+
+
+def test_make_splits_takes_group_columns_from_the_manifest(tmp_path):
+    run = RunDir.of(tmp_path / "run")
+    frame = labels_frame(n_speakers=20)
+    run.append_part(LABELS, pa.Table.from_pandas(frame[["clip_id", "label"]],
+                                                 preserve_index=False))
+    with pytest.raises(FileNotFoundError, match="manifest"):
+        check_manifest_can_split(run, 3, 0.15)
+    run.write_table(MANIFEST, pa.Table.from_pandas(frame.drop(columns="label"),
+                                                   preserve_index=False))
+    check_manifest_can_split(run, 3, 0.15)
+    with pytest.raises(SplitError, match="need at least 23; try --folds 15 or"):
+        check_manifest_can_split(run, 19, 0.15)
+    splits = make_splits(run, folds=3, test_fraction=0.15).merge(frame)
+    assert (splits.groupby("speaker_id")["fold"].nunique() == 1).all()
 
 
 def test_make_splits_and_fold_frames(tmp_path):
