@@ -300,7 +300,7 @@ def test_cli_mixes_conditions_and_rejects_bad_flags(tmp_path, rng, capsys):
             "--noise", str(noise), "--clips", "4"]
     assert main([*base, "--conditions", "noise,echo"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["serec: error: --conditions: unknown condition 'echo' "
+    assert err == ["serec data mix: error: --conditions: unknown condition 'echo' "
                    "(known: noise, reverb, talker, near_clean, clean)"]
     assert main([*base, "--rt60-min", "1.5", "--rt60-max", "0.5"]) == 2
     assert "--rt60-min 1.5 is above --rt60-max 0.5" in capsys.readouterr().err
