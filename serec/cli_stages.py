@@ -269,12 +269,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     run_arg(rec)
     config_args(rec)
     rec.add_argument("--in", dest="inputs", nargs="+", required=True, help="files or folders")
-<<<<<<< HEAD
-    rec.add_argument("--out", required=True,
-                     help="output folder: a local or NFS path or an s3:// / gs:// URI")
-=======
-    rec.add_argument("--out", required=True, help="output folder (rec_<system>/, decisions)")
->>>>>>> main
+    rec.add_argument("--out", required=True, help="output folder (rec_<system>/, decisions): "
+                     "a local or NFS path or an s3:// / gs:// URI")
     rec.add_argument("--score", action="store_true", help="also DNSMOS of every output")
 
     for name, func, text in (("pipeline", cmd_pipeline, "every stage on an existing manifest"),
