@@ -136,3 +136,10 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int = TARGET_SR) -
     tmp = f"{path}.tmp-{os.getpid()}"
     sf.write(tmp, np.asarray(audio, dtype=np.float32), sr, subtype="PCM_16", format="WAV")
     os.replace(tmp, path)
+
+
+def wav_bytes(audio: np.ndarray, sr: int = TARGET_SR) -> bytes:
+    """16-bit PCM WAV file contents, for writing through a run directory's filesystem."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.asarray(audio, dtype=np.float32), sr, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()

@@ -219,7 +219,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _timed("demo corpus", timings, lambda: make_demo_corpus(run, args.clips, args.seed))
     run_pipeline(run, args, timings)
     held_out = test_frame(run)["path"].tolist()[: args.recommend_clips]
-    out = str(Path(run.local_root) / "recommended") if run.is_local else run.path("recommended")
+    out = run.path("recommended")
     decisions = _timed("recommend", timings, lambda: recommend_files(
         run, load_config(args.config), held_out, out, score=True))
     print(format_recommend_summary(decisions))
@@ -269,7 +269,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     run_arg(rec)
     config_args(rec)
     rec.add_argument("--in", dest="inputs", nargs="+", required=True, help="files or folders")
-    rec.add_argument("--out", required=True, help="output folder (rec_<system>/, decisions)")
+    rec.add_argument("--out", required=True, help="output folder (rec_<system>/, decisions): "
+                     "a local or NFS path or an s3:// / gs:// URI")
     rec.add_argument("--score", action="store_true", help="also DNSMOS of every output")
 
     for name, func, text in (("pipeline", cmd_pipeline, "every stage on an existing manifest"),

@@ -3,9 +3,15 @@
 The root may be a local path, an NFS path, or an object-store URI (``s3://``, ``gs://``);
 file access goes through ``pyarrow.fs`` so that every node of a cluster sees the same run.
 
-Tables are folders of Parquet parts (``labels/part-*.parquet``); a part is written to a
-temporary name and renamed, so a crashed writer never leaves half a part behind, and readers
-deduplicate by ``clip_id`` so that a resumed stage never yields duplicate rows.
+Object stores take their endpoint and credentials the standard way: ``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION`` (or an AWS profile)
+for S3 and S3-compatible servers, application default credentials for GCS.
+
+Tables are folders of Parquet parts (``labels/part-*.parquet``). No crashed writer leaves half
+a file behind: on a local or NFS filesystem a file is written to a temporary name and renamed;
+on an object store it is written in place, because an object only appears once its upload is
+complete (and a rename there would be a second full copy). Readers deduplicate by ``clip_id``
+so that a resumed stage never yields duplicate rows.
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ REPORT = "report"
 LABEL_SUMMARY = "label_summary.json"
 
 
-def _is_uri(path: str) -> bool:
+def is_uri(path: str) -> bool:
+    """Whether ``path`` names a filesystem by scheme (``s3://``, ``gs://``, ``file://``)."""
     return "://" in path
 
 
@@ -46,7 +53,7 @@ class RunDir:
     @classmethod
     def of(cls, root: str | os.PathLike) -> RunDir:
         root = os.fspath(root)
-        if not _is_uri(root):
+        if not is_uri(root):
             root = os.path.abspath(root)
         return cls(root.rstrip("/"))
 
@@ -56,7 +63,7 @@ class RunDir:
 
     @property
     def is_local(self) -> bool:
-        return not _is_uri(self.root) or self.root.startswith("file://")
+        return not is_uri(self.root) or self.root.startswith("file://")
 
     @property
     def local_root(self) -> str:
@@ -71,7 +78,7 @@ class RunDir:
     @property
     def filesystem(self) -> tuple[pafs.FileSystem, str]:
         """``(filesystem, path inside it)`` for the root."""
-        if _is_uri(self.root):
+        if is_uri(self.root):
             return pafs.FileSystem.from_uri(self.root)
         return pafs.LocalFileSystem(), self.root
 
@@ -88,13 +95,17 @@ class RunDir:
         fs.create_dir(p, recursive=True)
 
     # -- single files ----------------------------------------------------------
-    def write_bytes(self, rel: str, data: bytes) -> None:
+    def write_bytes(self, rel: str, data: bytes | pa.Buffer) -> None:
+        """Write one file that appears whole or not at all (see the module docstring)."""
         fs, p = self._fs_path(rel)
-        fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
-        tmp = f"{p}.tmp-{uuid.uuid4().hex[:8]}"
-        with fs.open_output_stream(tmp) as out:
+        target = p
+        if isinstance(fs, pafs.LocalFileSystem):
+            fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
+            target = f"{p}.tmp-{uuid.uuid4().hex[:8]}"
+        with fs.open_output_stream(target) as out:
             out.write(data)
-        fs.move(tmp, p)
+        if target != p:
+            fs.move(target, p)
 
     def read_bytes(self, rel: str) -> bytes:
         fs, p = self._fs_path(rel)
@@ -109,12 +120,14 @@ class RunDir:
 
     # -- tables ----------------------------------------------------------------
     def write_table(self, rel: str, table: pa.Table) -> None:
-        """Write one Parquet file atomically (temp name + rename)."""
-        fs, p = self._fs_path(rel)
-        fs.create_dir(p.rsplit("/", 1)[0], recursive=True)
-        tmp = f"{p}.tmp-{uuid.uuid4().hex[:8]}"
-        pq.write_table(table, tmp, filesystem=fs)
-        fs.move(tmp, p)
+        """Write one Parquet file that appears whole or not at all.
+
+        The file is serialised in memory first, so that a failure while encoding never
+        reaches the filesystem (closing an object-store stream would publish what it holds).
+        """
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        self.write_bytes(rel, sink.getvalue())
 
     def append_part(self, folder: str, table: pa.Table, prefix: str = "part") -> str:
         """Add one Parquet part to a table folder; returns its relative path."""

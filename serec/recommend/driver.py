@@ -6,34 +6,31 @@ Ray Data plan::
       -> map_batches(Route, actor pool) -> materialize
       -> for each routed system S:  map_batches(keep_system S, tasks)
                                     -> map_batches(Enhance S, S's actor pool) -> name_output
-      -> union -> [map_batches(Score, DNSMOS actor pool)] -> driver writes the WAVs
+      -> union -> [map_batches(Score, DNSMOS actor pool)] -> map_batches(write_outputs, tasks)
 
-so an enhancer's actors only ever receive the clips routed to it. Outputs land in
-``OUT/rec_<system>/<name>.wav`` with ``decisions.parquet`` and ``rejects.parquet`` beside them.
+so an enhancer's actors only ever receive the clips routed to it, and the audio never travels
+to the driver. Outputs land in ``OUT/rec_<system>/<name>.wav`` with ``decisions.parquet`` and
+``rejects.parquet`` beside them; ``OUT`` may be a local or NFS folder or an object-store URI.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 
-from serec.audio import TARGET_SR, write_wav
 from serec.config import ConfigError, SerecConfig
 from serec.enhancers.registry import enhancer_class, parse_enhancer_spec
 from serec.label.rule import ALL_FAILED
-from serec.label.stages import NOISY, Enhance, Score, add_decode, as_float, from_bytes
-from serec.label.stages import output_column as out_column
+from serec.label.stages import NOISY, Enhance, Score, add_decode, as_float
 from serec.ray_utils import dataset_from_frame, init_ray
 from serec.recommend.inputs import collect_inputs
 from serec.recommend.router import probability_column, resolve_threshold, router_classes
-from serec.recommend.stages import OUTPUT, Route, keep_system, name_output
+from serec.recommend.stages import OUTPUT, Route, keep_system, name_output, write_outputs
 from serec.runs import RunDir
 
 DECISIONS_FILE = "decisions.parquet"
@@ -82,22 +79,18 @@ def _branch(routed: ray.data.Dataset, system: str, entry: dict[str, Any]) -> ray
                                 batch_format="pandas", batch_size=None, num_cpus=FILTER_CPUS)
 
 
-def _decision_row(row: pd.Series, classes: list[str], out_dir: Path, score: bool) -> dict:
+def _decision_row(row: pd.Series, classes: list[str], score: bool) -> dict:
     system = str(row["system"])
     error = row.get("enhancer_error")
     error = error if isinstance(error, str) and error else None
-    data = row.get(out_column(OUTPUT))
-    output = None
-    if error is None and data:
-        output = out_dir / f"rec_{system}" / f"{row['name']}.wav"
-        write_wav(output, from_bytes(data), TARGET_SR)
+    output = row.get("output")
     decision = {
         "path": row["path"], "name": row["name"], "clip_id": row["clip_id"],
         "label": row["label"], "system": system, "confidence": as_float(row["confidence"]),
         "routed_to_expert": bool(row["routed_to_expert"]),
         **{probability_column(c): as_float(row[probability_column(c)]) for c in classes},
         "router_s": as_float(row["router_s"]), "enhancer_s": as_float(row["enhancer_s"]),
-        "audio_s": as_float(row["audio_s"]), "output": str(output) if output else None,
+        "audio_s": as_float(row["audio_s"]), "output": output if isinstance(output, str) else None,
         "enhancer_error": error,
     }
     if score:
@@ -112,7 +105,7 @@ def _decision_row(row: pd.Series, classes: list[str], out_dir: Path, score: bool
 def recommend_files(run: RunDir, config: SerecConfig, inputs: list[str], out_dir: str,
                     score: bool = False, address: str | None = None) -> pd.DataFrame:
     """Route and enhance every audio file in ``inputs`` (files or folders) into ``out_dir``
-    (a local folder; the driver writes the WAVs).
+    (a local or NFS folder or an object-store URI; Ray workers write the WAVs).
 
     Returns the decisions (also in ``OUT/decisions.parquet``); ``attrs`` holds ``rejects`` (also
     ``OUT/rejects.parquet``), ``threshold``, ``threshold_source``, ``folds`` and ``out_dir``.
@@ -123,8 +116,7 @@ def recommend_files(run: RunDir, config: SerecConfig, inputs: list[str], out_dir
     fallback = config.recommend.fallback
     systems = list(dict.fromkeys(fallback if c == ALL_FAILED else c for c in two_stage.classes))
     entries = system_entries(config, systems)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = RunDir.of(out_dir)
     rows: list[dict] = []
     rejects = list(collected.rejects)
     if len(collected.files):
@@ -143,21 +135,24 @@ def recommend_files(run: RunDir, config: SerecConfig, inputs: list[str], out_dir
                 enhanced = enhanced.map_batches(Score, fn_constructor_kwargs=dict(
                     systems=[OUTPUT], personalized=config.dnsmos.personalized, keep_audio=True,
                     use_gpu=config.dnsmos.num_gpus > 0), **config.dnsmos.actor_pool_args())
+            enhanced = enhanced.map_batches(write_outputs, fn_kwargs=dict(out_root=out.root),
+                                            batch_format="pandas", batch_size=None,
+                                            num_cpus=FILTER_CPUS)
             for batch in enhanced.iter_batches(batch_format="pandas", batch_size=None):
                 for _, row in batch.iterrows():
-                    rows.append(_decision_row(row, two_stage.classes, out, score))
+                    rows.append(_decision_row(row, two_stage.classes, score))
                     if rows[-1]["enhancer_error"]:
                         rejects.append(dict(path=row["path"], stage="enhance",
                                             reason="enhancer_failed",
                                             detail=rows[-1]["enhancer_error"]))
     decisions = pd.DataFrame(rows, columns=_decision_columns(two_stage.classes, score))
     decisions = decisions.sort_values("path").reset_index(drop=True)
-    pq.write_table(pa.Table.from_pandas(decisions, preserve_index=False), out / DECISIONS_FILE)
+    out.write_table(DECISIONS_FILE, pa.Table.from_pandas(decisions, preserve_index=False))
     reject_frame = pd.DataFrame(rejects, columns=REJECT_SCHEMA.names)
-    pq.write_table(pa.Table.from_pandas(reject_frame, schema=REJECT_SCHEMA,
-                                        preserve_index=False), out / REJECTS_FILE)
+    out.write_table(REJECTS_FILE, pa.Table.from_pandas(reject_frame, schema=REJECT_SCHEMA,
+                                                       preserve_index=False))
     decisions.attrs.update(rejects=reject_frame, threshold=threshold, folds=folds,
-                           threshold_source=threshold_source, out_dir=str(out))
+                           threshold_source=threshold_source, out_dir=out.root)
     return decisions
 
 

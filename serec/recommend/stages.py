@@ -1,10 +1,12 @@
-"""Ray Data stages of ``serec recommend``: route, keep one system's clips, name the output."""
+"""Ray Data stages of ``serec recommend``: route, keep one system's clips, name the output,
+write it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from serec.audio import TARGET_SR, wav_bytes
 from serec.label.stages import from_bytes, output_column
 from serec.recommend.router import load_router, probability_column
 from serec.runs import RunDir
@@ -53,3 +55,21 @@ def name_output(batch: pd.DataFrame, system: str) -> pd.DataFrame:
                                  f"sec__{system}": "enhancer_s",
                                  f"err__{system}": "enhancer_error",
                                  f"node__{system}": "enhancer_node"})
+
+
+def write_outputs(batch: pd.DataFrame, out_root: str) -> pd.DataFrame:
+    """Write each enhanced clip to ``OUT/rec_<system>/<name>.wav`` through the output folder's
+    filesystem (local, NFS or object store) and drop the audio; ``output`` says where it went
+    (None where the enhancer failed)."""
+    out = RunDir.of(out_root)
+    audio_column = output_column(OUTPUT)
+    written: list[str | None] = []
+    for system, name, data, error in zip(batch["system"], batch["name"], batch[audio_column],
+                                         batch["enhancer_error"], strict=True):
+        if (isinstance(error, str) and error) or not data:
+            written.append(None)
+            continue
+        rel = f"rec_{system}/{name}.wav"
+        out.write_bytes(rel, wav_bytes(from_bytes(data), TARGET_SR))
+        written.append(out.path(rel))
+    return batch.drop(columns=[audio_column]).assign(output=written)

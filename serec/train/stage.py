@@ -115,7 +115,7 @@ def run_fold_trials(run: RunDir, task: StageTask, folds: list[int], backbone: st
     failed = [f"fold {r.config.get('fold')}: {r.error}" for r in grid if r.error]
     if failed:
         raise RuntimeError(f"training {task.stage} failed for " + "; ".join(failed))
-    return [{k: r.metrics[k] for k in (*SUMMARY_KEYS, "model_dir")} for r in grid]
+    return [{k: r.metrics[k] for k in (*SUMMARY_KEYS, "model_dir", "node_id")} for r in grid]
 
 
 def train_features(run: RunDir, task: StageTask, folds: list[int],

@@ -73,6 +73,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from serec.models.card import save_model
+    from serec.ray_utils import node_id
     from serec.train.loop import FoldBatches, FoldTrainer, run_folds
 
     train_config = TrainConfig.from_dict(config["train"])
@@ -85,6 +86,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     save = bool(config.get("save_checkpoints", True))
 
     def report(metrics: dict[str, Any], best: FoldTrainer | None) -> None:
+        metrics = {**metrics, "node_id": node_id()}  # folds.parquet: where each fold trained
         if not (save and best is not None and rank == 0):
             ray.train.report(metrics)
             return
@@ -156,7 +158,7 @@ def fold_trial(params: dict[str, Any], shared: dict[str, Any]) -> None:
     model_dir = RunDir.of(shared["run_root"]).model_dir(shared["stage"], fold)
     copy_checkpoint(result.checkpoint, model_dir)
     tune.report({**result.return_value["folds"][0], "workers": result.return_value["world_size"],
-                 "model_dir": model_dir})
+                 "model_dir": model_dir, "node_id": result.metrics["node_id"]})
 
 
 def tune_trial(params: dict[str, Any], shared: dict[str, Any]) -> None:
