@@ -47,6 +47,7 @@ class LabelConfig:
     max_seconds: float = 10.0
     decode: Resources = field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=8))
     rows_per_part: int = 64
+    include_incomplete: bool = False         # train/evaluate on clips a system failed on
 
 
 @dataclass
