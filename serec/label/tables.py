@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from serec.label.stages import SCORE_FIELDS
+from serec.quality.dnsmos import SCORE_COLUMNS as SCORE_FIELDS
 from serec.runs import LABEL_SUMMARY, LABELS, REJECTS, SCORES, RunDir
 
 LABEL_REJECTS = f"{REJECTS}/label"
@@ -27,14 +27,25 @@ REJECT_SCHEMA = pa.schema([("clip_id", pa.string()), ("path", pa.string()),
 
 
 def score_table(rows: pd.DataFrame) -> pa.Table:
-    """``rows`` (with at least the :data:`SCORE_SCHEMA` columns) as a typed scores part."""
-    return pa.Table.from_pandas(rows[SCORE_SCHEMA.names], schema=SCORE_SCHEMA,
-                                preserve_index=False)
+    """``rows`` (with at least the :data:`SCORE_SCHEMA` columns) as a typed scores part.
+
+    Columns become plain float64 / object first: batches from Ray Data may hold nullable
+    dtypes, which the part's pandas metadata would hand back to every reader (``pd.NA``).
+    """
+    rows = rows[SCORE_SCHEMA.names].copy()
+    for column in SCORE_SCHEMA:
+        values = rows[column.name]
+        if pa.types.is_floating(column.type):
+            rows[column.name] = pd.to_numeric(values, errors="coerce").astype("float64")
+        else:
+            rows[column.name] = values.astype(object).where(values.notna(), None)
+    return pa.Table.from_pandas(rows, schema=SCORE_SCHEMA, preserve_index=False)
 
 
 def reject_table(rows: pd.DataFrame) -> pa.Table:
     """``rows`` (clip_id, path, stage, reason) as a typed rejects part."""
-    return pa.Table.from_pandas(rows[REJECT_SCHEMA.names], schema=REJECT_SCHEMA,
+    rows = rows[REJECT_SCHEMA.names].astype(object)
+    return pa.Table.from_pandas(rows.where(rows.notna(), None), schema=REJECT_SCHEMA,
                                 preserve_index=False)
 
 

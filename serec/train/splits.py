@@ -15,7 +15,8 @@ import pandas as pd
 import pyarrow as pa
 from sklearn.model_selection import StratifiedGroupKFold
 
-from serec.runs import LABELS, SPLITS, RunDir
+from serec.label.tables import read_labels
+from serec.runs import SPLITS, RunDir
 
 TEST_FOLD = -1
 LINK_COLUMNS = ("speaker_id", "source_id")
@@ -98,7 +99,7 @@ def assign_splits(frame: pd.DataFrame, folds: int = 5, test_fraction: float = 0.
 def make_splits(run: RunDir, folds: int = 5, test_fraction: float = 0.15,
                 group: str = "speaker_id", seed: int = 0) -> pd.DataFrame:
     """Split the run's labeled clips and write ``splits.parquet``; returns the table."""
-    splits = assign_splits(run.read_pandas(LABELS), folds, test_fraction, group, seed)
+    splits = assign_splits(read_labels(run), folds, test_fraction, group, seed)
     run.write_table(SPLITS, pa.Table.from_pandas(splits, preserve_index=False))
     return splits
 
@@ -109,7 +110,7 @@ def labeled_splits(run: RunDir) -> pd.DataFrame:
     if not run.exists(SPLITS):
         raise FileNotFoundError(f"{run.path(SPLITS)} does not exist; run `serec split` first")
     splits = run.read_pandas(SPLITS)
-    frame = run.read_pandas(LABELS).merge(splits, on="clip_id", how="inner")
+    frame = read_labels(run).merge(splits, on="clip_id", how="inner")
     return frame.sort_values("clip_id", kind="stable").reset_index(drop=True)
 
 
