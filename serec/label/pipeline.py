@@ -11,7 +11,7 @@ Resume is per pair: only pairs without a score row (of clips not rejected at dec
 computed, so a rerun after a crash, or after adding an enhancer to the config, does only the
 missing work. A batch whose worker dies (a native crash, an out-of-memory kill) is not retried
 in place: its pairs are run again in halved batches until the pair that kills its worker is
-alone, and that pair gets an error row (``worker_died: ...``).
+alone (one task per actor at a time), and that pair gets an error row (``worker_died: ...``).
 """
 
 from __future__ import annotations
@@ -68,9 +68,18 @@ def _shrunk(resources: Resources, halvings: int) -> Resources:
     return dataclasses.replace(resources, batch_size=max(1, resources.batch_size >> halvings))
 
 
-def _actor_pool(resources: Resources) -> dict[str, Any]:
-    """Actor-pool keywords; a task that kills its actor is not retried (the actor restarts)."""
-    return dict(resources.actor_pool_args(), max_task_retries=0)
+def _actor_pool(resources: Resources, isolating: bool) -> dict[str, Any]:
+    """Actor-pool keywords; a task that kills its actor is not retried (the actor restarts).
+
+    While isolating a deadly pair, an actor runs one task at a time, so that a dying actor
+    takes no other batch down with it.
+    """
+    args = dict(resources.actor_pool_args(), max_task_retries=0)
+    if isolating:
+        args["compute"] = ray.data.ActorPoolStrategy(
+            min_size=resources.min_actors, max_size=resources.max_actors,
+            max_tasks_in_flight_per_actor=1)
+    return args
 
 
 def build_dataset(run: RunDir, todo: dict[str, pd.DataFrame], config: SerecConfig,
@@ -88,14 +97,14 @@ def build_dataset(run: RunDir, todo: dict[str, pd.DataFrame], config: SerecConfi
         else:
             ds = ds.map_batches(EnhancePairs, fn_constructor_kwargs=dict(
                 name=system, entry=config.enhancers[system]),
-                **_actor_pool(_shrunk(specs[system].resources, halvings)))
+                **_actor_pool(_shrunk(specs[system].resources, halvings), halvings > 0))
         branches.append(ds)
     ds = branches[0].union(*branches[1:]) if len(branches) > 1 else branches[0]
     dnsmos = config.dnsmos
     ds = ds.map_batches(ScorePairs, fn_constructor_kwargs=dict(
         run_root=run.root, personalized=dnsmos.personalized, use_gpu=dnsmos.num_gpus > 0,
         max_windows_per_run=dnsmos.max_windows_per_run, save_audio=save_audio),
-        **_actor_pool(_shrunk(dnsmos, halvings)))
+        **_actor_pool(_shrunk(dnsmos, halvings), halvings > 0))
     # Isolation rounds (halvings > 0) write pair by pair.
     return ds.map_batches(write_pairs, fn_kwargs=dict(run_root=run.root), batch_format="pandas",
                           batch_size=1 if halvings else config.label.rows_per_part,
