@@ -139,7 +139,8 @@ def compute_pairs(run: RunDir, manifest: pd.DataFrame, config: SerecConfig, save
         todo = {s: f for s, f in pending_pairs(run, manifest, systems).items() if len(f)}
         if not todo:
             return
-        if halvings and largest >> (halvings - 1) <= 1:
+        # The last round isolated (one task per actor) with batches of one pair: these died.
+        if halvings > 1 and largest >> (halvings - 1) <= 1:
             _write_worker_died(run, todo)
             progress.update(sum(len(f) for f in todo.values()))
             return

@@ -83,7 +83,7 @@ def part_rows(run: RunDir, folder: str) -> int:
     return sum(pq.read_metadata(p).num_rows for p in run.list_parts(folder))
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_bad_files_and_failing_enhancer(tmp_path, ray_session):
     bad = make_clips(tmp_path / "clips")
     run = RunDir.of(tmp_path / "run")
