@@ -188,12 +188,12 @@ def generation_prefix() -> str:
 def remove_parts(run: RunDir, folder: str, keep_prefix: str) -> int:
     """Delete the Parquet parts directly in ``folder`` whose name does not start with
     ``keep_prefix``; returns how many were deleted."""
-    fs, base = run.filesystem
-    removed = 0
-    for path in run.list_parts(folder):
-        name = path.rsplit("/", 1)[-1]
-        if path.rsplit("/", 1)[0].rstrip("/") == f"{base}/{folder}".rstrip("/") and \
-                not name.startswith(keep_prefix):
-            fs.delete_file(path)
-            removed += 1
-    return removed
+    fs, path = run._fs_path(folder)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return 0
+    stale = [info.path for info in fs.get_file_info(pafs.FileSelector(path))
+             if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
+             and not info.base_name.startswith(keep_prefix)]
+    for part in stale:
+        fs.delete_file(part)
+    return len(stale)
