@@ -47,6 +47,7 @@ class LabelConfig:
     max_seconds: float = field(default=10.0, metadata=at_least(0, strict=True))
     decode: Resources = field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=8))
     rows_per_part: int = field(default=64, metadata=at_least(1))
+    include_incomplete: bool = False         # train/evaluate on clips a system failed on
 
     def check(self, key: str) -> None:
         if self.min_seconds > self.max_seconds:

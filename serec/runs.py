@@ -183,3 +183,30 @@ def dedup(table: pa.Table, keys: list[str]) -> pa.Table:
     df = table.to_pandas()
     df = df.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
     return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def generation_prefix() -> str:
+    """A part-name prefix that sorts after every earlier one and after plain ``part-<hex>``
+    names (``part-gen<nanoseconds>``).
+
+    Folders rewritten as a whole (``labels/``) write a new generation of parts, then remove
+    the older ones with :meth:`RunDir.remove_parts`; until then, readers that keep the last
+    row per key already see the new generation.
+    """
+    import time
+
+    return f"part-gen{time.time_ns():020d}"
+
+
+def remove_parts(run: RunDir, folder: str, keep_prefix: str) -> int:
+    """Delete the Parquet parts directly in ``folder`` whose name does not start with
+    ``keep_prefix``; returns how many were deleted."""
+    fs, path = run._fs_path(folder)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return 0
+    stale = [info.path for info in fs.get_file_info(pafs.FileSelector(path))
+             if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
+             and not info.base_name.startswith(keep_prefix)]
+    for part in stale:
+        fs.delete_file(part)
+    return len(stale)

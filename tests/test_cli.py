@@ -146,7 +146,6 @@ def test_pipeline_checks_the_split_before_labeling(tmp_path, corpus):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="label progress lands with branch a-label")
 def test_label_prints_progress_lines_with_an_eta_when_not_a_terminal(tmp_path, corpus):
     run = tmp_path / "run"
     assert main(["data", "import", "--run", str(run), "--noisy", str(corpus / "pairs")]) == 0
@@ -156,4 +155,4 @@ def test_label_prints_progress_lines_with_an_eta_when_not_a_terminal(tmp_path, c
     result = _serec("label", "--run", str(run), "--config", str(config),
                     SEREC_PROGRESS_INTERVAL="0", RAY_AUTH_MODE="disabled")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert re.search(r"\d+/\d+ clips .* ETA", result.stdout + result.stderr)
+    assert re.search(r"label: \d+/\d+ \w+ \(\d+%\), .* ETA", result.stdout + result.stderr)

@@ -1,219 +1,229 @@
-"""``serec label``: manifest -> decode -> every enhancer -> DNSMOS -> scores/labels/rejects.
+"""``serec label``: every (clip, system) pair scored by DNSMOS, then labels derived from scores.
 
-The Ray Data plan is ``from_pandas(manifest) → map_batches(decode, CPU tasks) →
-map_batches(Enhance[e], actor pool) per enhancer → map_batches(Score, actor pool)``; the
-driver streams the result and writes Parquet parts atomically. Clips already in ``labels/`` or
-``rejects/`` are skipped, so a rerun after a crash resumes where it stopped.
+The Ray Data plan has one branch per system: ``decode (CPU tasks) → Enhance[e] actor pool``
+for each enhancer ``e`` (the ``noisy`` branch is just the decode), the branches united into
+one shared ``DNSMOS`` actor pool, then a writer task that puts ``scores/`` (and decode
+``rejects/``) parts into the run dir and hands the driver only a count. No system's audio
+passes through another system's pool. Labels are then derived from ``scores/`` by Ray tasks
+(:mod:`serec.label.aggregate`).
+
+Resume is per pair: only pairs without a score row (of clips not rejected at decode) are
+computed, so a rerun after a crash, or after adding an enhancer to the config, does only the
+missing work. A batch whose worker dies (a native crash, an out-of-memory kill) is not retried
+in place: its pairs are run again in halved batches until the pair that kills its worker is
+alone (one task per actor at a time), and that pair gets an error row (``worker_died: ...``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pandas as pd
-import pyarrow as pa
 import ray
 
-from serec.audio import TARGET_SR, write_wav
 from serec.config import SerecConfig
-from serec.data.manifest import MANIFEST_SCHEMA, METADATA_COLUMNS, read_manifest
+from serec.data.manifest import read_manifest
 from serec.enhancers.registry import parse_enhancer_specs
-from serec.label.rule import decide_label
-from serec.label.stages import (
-    NOISY,
-    SCORE_FIELDS,
-    Enhance,
-    Score,
-    add_decode,
-    as_float,
-    from_bytes,
-    output_column,
+from serec.label.aggregate import derive_labels
+from serec.label.pairs import EnhancePairs, ScorePairs, noisy_pairs, write_pairs
+from serec.label.stages import NOISY, SCORE_FIELDS, add_decode
+from serec.label.tables import (
+    WORKER_DIED,
+    decode_rejected,
+    read_labels,
+    read_rejects,
+    read_scores,
+    score_table,
 )
+from serec.progress import Progress
 from serec.ray_utils import dataset_from_frame, init_ray
-from serec.runs import LABEL_SUMMARY, LABELS, REJECTS, SCORES, RunDir
+from serec.resources import Resources
+from serec.runs import LABEL_SUMMARY, LABELS, SCORES, RunDir
 
-REJECT_SCHEMA = pa.schema([("clip_id", pa.string()), ("path", pa.string()),
-                           ("stage", pa.string()), ("reason", pa.string())])
-NO_SCORE_REASON = "no_system_scored: every enhancer or DNSMOS call failed"
-
-
-def finished_clips(run: RunDir) -> set[str]:
-    """Clip ids that already have a label or a reject row."""
-    done: set[str] = set()
-    for folder in (LABELS, REJECTS):
-        if run.has_table(folder):
-            done |= set(run.read_table(folder).column("clip_id").to_pylist())
-    return done
+TASK_RETRIES = 1  # a task stage whose worker died runs once more, then its batch is isolated
+WORKER_DIED_REASON = (f"{WORKER_DIED}: its Ray worker died (or its batch failed) in every "
+                      "attempt, down to a batch of this pair alone")
 
 
-def build_dataset(todo: pd.DataFrame, config: SerecConfig, keep_audio: bool) -> ray.data.Dataset:
-    """The streaming Ray Data plan for the clips in ``todo``."""
-    decode = config.label.decode
-    specs = parse_enhancer_specs(config.enhancers)
-    ds = dataset_from_frame(todo, decode.batch_size)
-    ds = add_decode(ds, decode, config.label.min_seconds, config.label.max_seconds)
-    for name, spec in specs.items():
-        ds = ds.map_batches(
-            Enhance, fn_constructor_kwargs=dict(name=name, entry=config.enhancers[name]),
-            **spec.resources.actor_pool_args())
-    dnsmos = config.dnsmos
-    return ds.map_batches(Score, fn_constructor_kwargs=dict(
-        systems=list(specs), personalized=dnsmos.personalized, keep_audio=keep_audio,
-        use_gpu=dnsmos.num_gpus > 0, max_windows_per_run=dnsmos.max_windows_per_run),
-        **dnsmos.actor_pool_args())
-
-
-@dataclass
-class _Tables:
-    """Rows waiting to be written as one atomic part per table."""
-
-    scores: list[dict] = field(default_factory=list)
-    labels: list[dict] = field(default_factory=list)
-    rejects: list[dict] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.labels) + len(self.rejects)
-
-
-def score_rows(row: pd.Series, systems: list[str]) -> list[dict]:
-    """Long-format rows (clip_id, system) for one clip."""
-    rows = []
-    for system in [NOISY, *systems]:
-        enhancer = system != NOISY
-        errors = [row.get(f"err__{system}") if enhancer else None,
-                  row.get(f"{system}__score_error")]
-        error = next((e for e in errors if isinstance(e, str) and e), None)
-        rows.append(dict(
-            clip_id=row["clip_id"], system=system,
-            **{f: as_float(row[f"{system}__{f}"]) for f in SCORE_FIELDS},
-            seconds=as_float(row[f"sec__{system}"]) if enhancer else 0.0,
-            dnsmos_seconds=as_float(row[f"{system}__dnsmos_s"]),
-            audio_s=as_float(row["audio_s"]),
-            node_id=str(row[f"node__{system}"]) if enhancer else str(row["score_node"]),
-            error=error))
-    return rows
-
-
-def label_row(row: pd.Series, config: SerecConfig) -> dict | None:
-    systems = list(config.enhancers)
-    ovr = {s: as_float(row[f"{s}__ovr"]) for s in [NOISY, *systems]}
-    decision = decide_label(ovr, config.candidates, config.label.fail_threshold,
-                            cheapest_within=config.label.cheapest_within,
-                            cost_by_system={s: as_float(row[f"sec__{s}"]) for s in systems})
-    if decision is None:
-        return None
-    meta = {c: row.get(c) for c in ("path", "clean_path", "duration_s", *METADATA_COLUMNS)}
-    return dict(clip_id=row["clip_id"], **meta, **{f"{s}_ovr": v for s, v in ovr.items()},
-                best_system=decision.best_system, best_ovr=decision.best_ovr,
-                second_ovr=decision.second_ovr, margin=decision.margin, label=decision.label)
-
-
-def save_outputs(run: RunDir, row: pd.Series, systems: list[str]) -> None:
+def pending_pairs(run: RunDir, manifest: pd.DataFrame, systems: list[str]
+                  ) -> dict[str, pd.DataFrame]:
+    """Per system, the manifest rows without a score row (clips rejected at decode excluded)."""
+    scores = read_scores(run)
+    rejected = decode_rejected(run)
+    clips = manifest[~manifest["clip_id"].isin(rejected)]
+    todo = {}
     for system in systems:
-        data = row.get(output_column(system))
-        if data:
-            write_wav(Path(run.local_root) / "audio" / "enhanced" / system /
-                      f"{row['clip_id']}.wav", from_bytes(data), TARGET_SR)
+        done = set(scores.loc[scores["system"] == system, "clip_id"])
+        todo[system] = clips[~clips["clip_id"].isin(done)].reset_index(drop=True)
+    return todo
 
 
-def labels_table(labels: list[dict]) -> pa.Table:
-    """Label rows as a table whose manifest columns keep the manifest's types: a part whose
-    clips all lack a value (no ``rir_id`` among its clips) would otherwise hold a double column
-    that no later part's strings can be concatenated with."""
-    table = pa.Table.from_pandas(pd.DataFrame(labels), preserve_index=False)
-    for index, name in enumerate(table.column_names):
-        if name in MANIFEST_SCHEMA.names:
-            table = table.set_column(index, name,
-                                     table[name].cast(MANIFEST_SCHEMA.field(name).type))
-    return table
+def _shrunk(resources: Resources, halvings: int) -> Resources:
+    return dataclasses.replace(resources, batch_size=max(1, resources.batch_size >> halvings))
 
 
-def flush(run: RunDir, pending: _Tables) -> None:
-    """Scores first, then labels/rejects: a clip counts as done only once all are on disk."""
-    if pending.scores:
-        run.append_part(SCORES, pa.Table.from_pylist(pending.scores))
-    if pending.rejects:
-        run.append_part(REJECTS, pa.Table.from_pylist(pending.rejects, schema=REJECT_SCHEMA))
-    if pending.labels:
-        run.append_part(LABELS, labels_table(pending.labels))
-    pending.scores.clear()
-    pending.labels.clear()
-    pending.rejects.clear()
+def _actor_pool(resources: Resources, isolating: bool) -> dict[str, Any]:
+    """Actor-pool keywords; a task that kills its actor is not retried (the actor restarts).
+
+    While isolating a deadly pair, an actor runs one task at a time, so that a dying actor
+    takes no other batch down with it.
+    """
+    args = dict(resources.actor_pool_args(), max_task_retries=0)
+    if isolating:
+        args["compute"] = ray.data.ActorPoolStrategy(
+            min_size=resources.min_actors, max_size=resources.max_actors,
+            max_tasks_in_flight_per_actor=1)
+    return args
+
+
+def build_dataset(run: RunDir, todo: dict[str, pd.DataFrame], config: SerecConfig,
+                  save_audio: bool, halvings: int = 0) -> ray.data.Dataset:
+    """The plan for the pending pairs; every batch size is halved ``halvings`` times."""
+    decode = _shrunk(config.label.decode, halvings)
+    specs = parse_enhancer_specs(config.enhancers)
+    branches = []
+    for system, clips in todo.items():
+        ds = add_decode(dataset_from_frame(clips, decode.batch_size), decode,
+                        config.label.min_seconds, config.label.max_seconds, TASK_RETRIES)
+        if system == NOISY:
+            ds = ds.map_batches(noisy_pairs, batch_format="pandas", batch_size=None,
+                                max_retries=TASK_RETRIES, **decode.remote_args())
+        else:
+            ds = ds.map_batches(EnhancePairs, fn_constructor_kwargs=dict(
+                name=system, entry=config.enhancers[system]),
+                **_actor_pool(_shrunk(specs[system].resources, halvings), halvings > 0))
+        branches.append(ds)
+    ds = branches[0].union(*branches[1:]) if len(branches) > 1 else branches[0]
+    dnsmos = config.dnsmos
+    ds = ds.map_batches(ScorePairs, fn_constructor_kwargs=dict(
+        run_root=run.root, personalized=dnsmos.personalized, use_gpu=dnsmos.num_gpus > 0,
+        max_windows_per_run=dnsmos.max_windows_per_run, save_audio=save_audio),
+        **_actor_pool(_shrunk(dnsmos, halvings), halvings > 0))
+    # Isolation rounds (halvings > 0) write pair by pair.
+    return ds.map_batches(write_pairs, fn_kwargs=dict(run_root=run.root), batch_format="pandas",
+                          batch_size=1 if halvings else config.label.rows_per_part,
+                          max_retries=TASK_RETRIES, **decode.remote_args())
+
+
+def _largest_batch(config: SerecConfig) -> int:
+    specs = parse_enhancer_specs(config.enhancers)
+    return max([config.label.decode.batch_size, config.dnsmos.batch_size,
+                *(s.resources.batch_size for s in specs.values())])
+
+
+@contextlib.contextmanager
+def _errored_blocks_skipped() -> Iterator[None]:
+    """Let Ray Data finish past batches whose worker died (their pairs are isolated later)."""
+    ctx = ray.data.DataContext.get_current()
+    before = ctx.max_errored_blocks
+    ctx.max_errored_blocks = -1
+    try:
+        yield
+    finally:
+        ctx.max_errored_blocks = before
+
+
+def compute_pairs(run: RunDir, manifest: pd.DataFrame, config: SerecConfig, save_audio: bool,
+                  progress: Progress) -> None:
+    """Score every pending pair; pairs whose worker keeps dying end as error rows."""
+    systems = [NOISY, *config.enhancers]
+    largest = _largest_batch(config)
+    halvings = 0
+    while True:
+        todo = {s: f for s, f in pending_pairs(run, manifest, systems).items() if len(f)}
+        if not todo:
+            return
+        # The last round isolated (one task per actor) with batches of one pair: these died.
+        if halvings > 1 and largest >> (halvings - 1) <= 1:
+            _write_worker_died(run, todo)
+            progress.update(sum(len(f) for f in todo.values()))
+            return
+        with _errored_blocks_skipped():
+            ds = build_dataset(run, todo, config, save_audio, halvings)
+            for batch in ds.iter_batches(batch_format="pandas", batch_size=None):
+                progress.update(int(batch["pairs"].sum()))
+        halvings += 1
+
+
+def _write_worker_died(run: RunDir, todo: dict[str, pd.DataFrame]) -> None:
+    rows = pd.concat([pd.DataFrame({"clip_id": f["clip_id"], "system": s})
+                      for s, f in todo.items()], ignore_index=True)
+    for column in (*SCORE_FIELDS, "seconds", "dnsmos_seconds", "audio_s"):
+        rows[column] = np.nan
+    rows["node_id"] = None
+    rows["error"] = WORKER_DIED_REASON
+    rows["scored_at"] = time.time()
+    run.append_part(SCORES, score_table(rows))
 
 
 def run_label(run: RunDir, config: SerecConfig, address: str | None = None,
               save_audio: bool | None = None) -> dict[str, Any]:
-    """Label every manifest clip not yet labeled or rejected; returns the summary."""
+    """Score every pending (clip, system) pair, derive the labels; returns the summary."""
     save_audio = config.label.save_audio if save_audio is None else save_audio
     manifest = read_manifest(run)
-    done = finished_clips(run)
-    todo = manifest[~manifest["clip_id"].isin(done)].reset_index(drop=True)
-    systems = list(config.enhancers)
+    systems = [NOISY, *config.enhancers]
     started = time.perf_counter()
-    if len(todo):
-        init_ray(address)
-        ds = build_dataset(todo, config, keep_audio=save_audio)
-        pending = _Tables()
-        for batch in ds.iter_batches(batch_format="pandas", batch_size=None):
-            for _, row in batch.iterrows():
-                if isinstance(row["reject_reason"], str):
-                    pending.rejects.append(dict(clip_id=row["clip_id"], path=row["path"],
-                                                stage="decode", reason=row["reject_reason"]))
-                    continue
-                pending.scores.extend(score_rows(row, systems))
-                labeled = label_row(row, config)
-                if labeled is None:
-                    pending.rejects.append(dict(clip_id=row["clip_id"], path=row["path"],
-                                                stage="label", reason=NO_SCORE_REASON))
-                else:
-                    pending.labels.append(labeled)
-                if save_audio:
-                    save_outputs(run, row, systems)
-            if len(pending) >= config.label.rows_per_part:
-                flush(run, pending)
-        flush(run, pending)
-    summary = summarize(run, manifest, time.perf_counter() - started, len(todo))
+    todo = pending_pairs(run, manifest, systems)
+    pairs = sum(len(f) for f in todo.values())
+    clips = len(set().union(*(set(f["clip_id"]) for f in todo.values())))
+    init_ray(address)
+    if pairs:
+        with Progress("label", pairs, unit="pairs") as progress:
+            compute_pairs(run, manifest, config, save_audio, progress)
+    derive_labels(run, config)
+    summary = summarize(run, manifest, config, time.perf_counter() - started, clips, pairs)
     run.write_json(LABEL_SUMMARY, summary)
     return summary
 
 
-def summarize(run: RunDir, manifest: pd.DataFrame, wall_s: float, processed: int) -> dict:
+def summarize(run: RunDir, manifest: pd.DataFrame, config: SerecConfig, wall_s: float,
+              processed: int, pairs: int) -> dict:
     """Counts per label and reject reason, per-system compute, throughput of this invocation."""
-    labels = run.read_pandas(LABELS) if run.has_table(LABELS) else pd.DataFrame(
-        columns=["clip_id", "label"])
-    rejects = run.read_pandas(REJECTS) if run.has_table(REJECTS) else pd.DataFrame(
-        columns=["clip_id", "reason"])
-    scores = (run.read_pandas(SCORES, dedup_keys=["clip_id", "system"])
-              if run.has_table(SCORES) else pd.DataFrame())
+    systems = [NOISY, *config.enhancers]
+    labels = read_labels(run, include_incomplete=True) if run.has_table(LABELS) else \
+        pd.DataFrame(columns=["clip_id", "label", "complete"])
+    rejects = read_rejects(run)
+    scores = read_scores(run)
+    scores = scores[scores["system"].isin(systems)]
     reasons = Counter(str(r).split(":", 1)[0] for r in rejects["reason"])
     per_system = {}
-    if len(scores):
-        for system, group in scores.groupby("system"):
-            per_system[system] = dict(
-                mean_ovr=float(group["ovr"].mean()), errors=int(group["error"].notna().sum()),
-                compute_s=float(group["seconds"].sum()),
-                real_time_factor=float(group["seconds"].sum() / max(group["audio_s"].sum(),
-                                                                    1e-9)))
-    audio_s = float(scores.loc[scores["system"] == NOISY, "audio_s"].sum()) if len(scores) else 0.0
+    for system, group in scores.groupby("system", sort=False):
+        errors = group["error"].dropna().astype(str)
+        per_system[system] = dict(
+            mean_ovr=float(group["ovr"].mean()), errors=int(len(errors)),
+            worker_died=int(errors.str.startswith(WORKER_DIED).sum()),
+            compute_s=float(group["seconds"].sum()),
+            real_time_factor=float(group["seconds"].sum() / max(group["audio_s"].sum(), 1e-9)))
+    complete = int(labels["complete"].astype(bool).sum()) if len(labels) else 0
+    audio_s = float(scores.loc[scores["system"] == NOISY, "audio_s"].sum())
     return dict(
         manifest_clips=int(len(manifest)), labeled=int(len(labels)), rejected=int(len(rejects)),
+        complete=complete, incomplete=int(len(labels)) - complete,
+        include_incomplete=bool(config.label.include_incomplete),
         missing=int(len(set(manifest["clip_id"]) - set(labels["clip_id"])
                         - set(rejects["clip_id"]))),
         labels=dict(Counter(labels["label"])), reject_reasons=dict(reasons),
-        systems=per_system, processed_this_run=processed, wall_s=wall_s,
+        systems=per_system, processed_this_run=processed, pairs_this_run=pairs, wall_s=wall_s,
         clips_per_s=processed / wall_s if processed and wall_s else None,
         audio_s_total=audio_s)
 
 
 def format_summary(summary: dict) -> str:
     """The summary as the plain-text table printed at the end of ``serec label``."""
-    lines = [f"clips in manifest {summary['manifest_clips']}: labeled {summary['labeled']}, "
-             f"rejected {summary['rejected']}, missing {summary['missing']}", "",
-             f"{'label':<20}{'clips':>8}{'share':>9}"]
+    lines = [f"clips in manifest {summary['manifest_clips']}: labeled {summary['labeled']} "
+             f"({summary['complete']} complete, {summary['incomplete']} incomplete), "
+             f"rejected {summary['rejected']}, missing {summary['missing']}"]
+    if summary["incomplete"]:
+        used = "included" if summary["include_incomplete"] else "left out"
+        lines.append(f"incomplete clips (a system unscored) are {used} in training and "
+                     "evaluation (label.include_incomplete)")
+    lines += ["", f"{'label':<20}{'clips':>8}{'share':>9}"]
     total = max(summary["labeled"], 1)
     for label, count in sorted(summary["labels"].items(), key=lambda kv: -kv[1]):
         lines.append(f"{label:<20}{count:>8}{count / total:>9.1%}")
@@ -221,13 +231,12 @@ def format_summary(summary: dict) -> str:
         lines += ["", f"{'reject reason':<20}{'clips':>8}"]
         lines += [f"{r:<20}{n:>8}" for r, n in sorted(summary["reject_reasons"].items())]
     if summary["systems"]:
-        lines += ["", f"{'system':<20}{'mean OVR':>9}{'errors':>8}{'RTF':>8}"]
+        lines += ["", f"{'system':<20}{'mean OVR':>9}{'errors':>8}{'died':>6}{'RTF':>8}"]
         for system, s in summary["systems"].items():
             lines.append(f"{system:<20}{s['mean_ovr']:>9.3f}{s['errors']:>8}"
-                         f"{s['real_time_factor']:>8.3f}")
+                         f"{s['worker_died']:>6}{s['real_time_factor']:>8.3f}")
     if summary["clips_per_s"]:
-        lines += ["", f"this run: {summary['processed_this_run']} clips in "
-                      f"{summary['wall_s']:.1f} s ({summary['clips_per_s']:.2f} clips/s)"]
+        lines += ["", f"this run: {summary['pairs_this_run']} (clip, system) pairs of "
+                      f"{summary['processed_this_run']} clips in {summary['wall_s']:.1f} s "
+                      f"({summary['clips_per_s']:.2f} clips/s)"]
     return "\n".join(lines)
-
-

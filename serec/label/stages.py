@@ -93,11 +93,14 @@ def decode_batch(batch: pd.DataFrame, min_seconds: float = MIN_SECONDS,
 
 
 def add_decode(ds: ray.data.Dataset, resources: Resources, min_seconds: float,
-               max_seconds: float) -> ray.data.Dataset:
-    """Append the :func:`decode_batch` task stage with the ``label.decode`` resources."""
+               max_seconds: float, max_retries: int = 3) -> ray.data.Dataset:
+    """Append the :func:`decode_batch` task stage with the ``label.decode`` resources.
+
+    ``max_retries`` bounds how often a task whose worker died is run again.
+    """
     return ds.map_batches(decode_batch, batch_format="pandas", batch_size=resources.batch_size,
                           fn_kwargs=dict(min_seconds=min_seconds, max_seconds=max_seconds),
-                          **resources.remote_args())
+                          max_retries=max_retries, **resources.remote_args())
 
 
 class Enhance:
@@ -150,6 +153,26 @@ class Enhance:
         return out
 
 
+def score_clips(dnsmos: Any, clips: Sequence[np.ndarray]) -> tuple[list, np.ndarray]:
+    """DNSMOS of ``clips`` in one batch (clip by clip if the batch fails).
+
+    Returns one result per clip (scores, or the error text of a clip that could not be scored)
+    and each clip's share of the wall time, in proportion to its length.
+    """
+    start = time.perf_counter()
+    try:
+        results: list = list(dnsmos.score_batch(clips)) if clips else []
+    except Exception:
+        results = []
+        for clip in clips:
+            try:
+                results.append(dnsmos.score_batch([clip])[0])
+            except Exception as exc:
+                results.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(1)}")
+    sizes = np.array([c.size for c in clips], dtype=float)
+    return results, (time.perf_counter() - start) * sizes / max(sizes.sum(), 1.0)
+
+
 class Score:
     """Actor: DNSMOS of the noisy input and of every ``out__<system>`` column.
 
@@ -181,18 +204,7 @@ class Score:
                 if data:
                     jobs.append((system, i))
                     clips.append(from_bytes(data))
-        start = time.perf_counter()
-        try:
-            results = self.dnsmos.score_batch(clips) if clips else []
-        except Exception:
-            results = []
-            for clip in clips:
-                try:
-                    results.append(self.dnsmos.score_batch([clip])[0])
-                except Exception as exc:
-                    results.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(1)}")
-        sizes = np.array([c.size for c in clips], dtype=float)
-        shares = (time.perf_counter() - start) * sizes / max(sizes.sum(), 1.0)
+        results, shares = score_clips(self.dnsmos, clips)
         for system in columns:
             out[f"{system}__dnsmos_s"] = np.nan
         for (system, i), result, share in zip(jobs, results, shares, strict=True):

@@ -21,6 +21,7 @@ import pyarrow as pa
 from sklearn.model_selection import StratifiedGroupKFold
 
 from serec.errors import UsageError
+from serec.label.tables import read_labels
 from serec.runs import LABELS, MANIFEST, SPLITS, RunDir
 
 TEST_FOLD = -1
@@ -213,7 +214,7 @@ def split_summary(frame: pd.DataFrame, splits: pd.DataFrame,
 
 def split_frame(run: RunDir) -> pd.DataFrame:
     """The run's labels with the manifest's grouping columns filled in where labels lack them."""
-    labels = run.read_pandas(LABELS)
+    labels = read_labels(run)
     if run.exists(MANIFEST):
         manifest = run.read_pandas(MANIFEST)
         extra = [c for c in DEFAULT_GROUP if c in manifest and c not in labels]
@@ -250,7 +251,7 @@ def labeled_splits(run: RunDir) -> pd.DataFrame:
     if not run.exists(SPLITS):
         raise FileNotFoundError(f"{run.path(SPLITS)} does not exist; run `serec split` first")
     splits = run.read_pandas(SPLITS)
-    frame = run.read_pandas(LABELS).merge(splits, on="clip_id", how="inner")
+    frame = read_labels(run).merge(splits, on="clip_id", how="inner")
     return frame.sort_values("clip_id", kind="stable").reset_index(drop=True)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -19,7 +21,8 @@ import yaml
 from serec.audio import TARGET_SR
 from serec.config import load_config
 from serec.data.importer import import_recordings
-from serec.label.pipeline import labels_table, run_label
+from serec.label.pipeline import run_label
+from serec.label.tables import labels_table, read_labels
 from serec.runs import LABELS, REJECTS, SCORES, RunDir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,14 +84,22 @@ def part_rows(run: RunDir, folder: str) -> int:
     return sum(pq.read_metadata(p).num_rows for p in run.list_parts(folder))
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_bad_files_and_failing_enhancer(tmp_path, ray_session):
     bad = make_clips(tmp_path / "clips")
     run = RunDir.of(tmp_path / "run")
     import_recordings(run, [str(tmp_path / "clips")])
     config = load_config(write_config(tmp_path / "c.yaml"))
-    summary = run_label(run, config)
+    stderr = io.StringIO()  # no terminal: plain progress lines (never closed: Ray logs here too)
+    with contextlib.redirect_stderr(stderr):
+        summary = run_label(run, config)
     assert (summary["labeled"], summary["rejected"], summary["missing"]) == (GOOD_CLIPS, bad, 0)
+    assert (summary["complete"], summary["incomplete"]) == (GOOD_CLIPS - 1, 1)
+    pairs = (GOOD_CLIPS + bad) * 4  # bad files are found out by the decode of every branch
+    assert summary["pairs_this_run"] == pairs
+    err = stderr.getvalue()
+    assert f"label: started, {pairs} pairs to do" in err and f"{pairs}/{pairs} pairs" in err
+    assert "ETA" in err and "done in" in err
     rejects = run.read_pandas(REJECTS)
     reasons = {Path(p).name: r.split(":")[0]
                for p, r in zip(rejects["path"], rejects["reason"], strict=True)}
@@ -103,6 +114,12 @@ def test_bad_files_and_failing_enhancer(tmp_path, ray_session):
     assert np.isnan(failed["ovr"].iloc[0])
     labels = run.read_pandas(LABELS)
     assert labels["clip_id"].is_unique and len(labels) == GOOD_CLIPS
+    incomplete = labels[~labels["complete"]]
+    assert list(incomplete["clip_id"]) == list(failed["clip_id"])
+    assert list(incomplete["missing_systems"]) == ["faulty"]
+    assert (labels.loc[labels["complete"], "missing_systems"] == "").all()
+    assert len(read_labels(run)) == GOOD_CLIPS - 1  # training/evaluation: complete clips only
+    assert len(read_labels(run, include_incomplete=True)) == GOOD_CLIPS
     assert set(labels["label"]) <= {"spectral_gate", "passthrough", "faulty", "all_failed"}
     passthrough = scores[scores["system"] == "passthrough"].set_index("clip_id")["ovr"]
     noisy = scores[scores["system"] == "noisy"].set_index("clip_id")["ovr"]
@@ -110,8 +127,9 @@ def test_bad_files_and_failing_enhancer(tmp_path, ray_session):
     assert (labels["best_ovr"] >= labels["second_ovr"]).all()
     # A rerun finds nothing to do and writes no duplicate rows.
     again = run_label(run, config)
-    assert again["processed_this_run"] == 0
+    assert again["processed_this_run"] == 0 and again["pairs_this_run"] == 0
     assert part_rows(run, LABELS) == GOOD_CLIPS
+    assert part_rows(run, SCORES) == GOOD_CLIPS * 4 and part_rows(run, REJECTS) == bad
 
 
 @pytest.mark.timeout(480)
@@ -126,20 +144,20 @@ def test_kill_and_resume_leaves_one_row_per_clip(tmp_path, ray_session):
                              "--config", str(config_path), "--address", address],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while part_rows(run, LABELS) + part_rows(run, REJECTS) < 3:
+    while part_rows(run, SCORES) + part_rows(run, REJECTS) < 3:
         assert proc.poll() is None, "label job ended before it could be killed"
         assert time.monotonic() < deadline, "label job wrote nothing in time"
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    written = part_rows(run, LABELS) + part_rows(run, REJECTS)
-    assert written < 10 + bad, "the job finished before the kill; nothing to resume"
+    scored, rejected = part_rows(run, SCORES), part_rows(run, REJECTS)
+    assert scored < 10 * 3, "the job finished before the kill; nothing to resume"
     summary = run_label(run, load_config(config_path))
-    assert summary["processed_this_run"] == 10 + bad - written
+    # Only the missing pairs (noisy + 2 enhancers) of clips not known to be bad are computed.
+    assert summary["pairs_this_run"] == (10 + bad - rejected) * 3 - scored
     assert (summary["labeled"], summary["rejected"], summary["missing"]) == (10, bad, 0)
     assert part_rows(run, LABELS) == 10 and part_rows(run, REJECTS) == bad
-    scores = run.read_pandas(SCORES, dedup_keys=["clip_id", "system"])
-    assert len(scores) == 10 * 3
+    assert part_rows(run, SCORES) == 10 * 3
 
 
 def test_label_parts_keep_manifest_types_when_a_part_lacks_values(tmp_path):

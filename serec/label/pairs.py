@@ -1,0 +1,122 @@
+"""Long-format labeling stages: each batch row is one (clip, system) pair.
+
+Columns: ``clip_id, path, system, audio`` (float32 bytes: the decoded clip for ``noisy``, the
+enhancer's output otherwise), ``audio_s, seconds, node_id, error, reject_reason``. A clip
+rejected at decode travels with empty audio on every branch; the ``noisy`` one writes its
+reject row.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from serec.audio import wav_bytes
+from serec.label.stages import (
+    NOISY,
+    SCORE_FIELDS,
+    Enhance,
+    from_bytes,
+    output_column,
+    score_clips,
+)
+from serec.label.tables import DECODE_STAGE, reject_table, score_table
+from serec.ray_utils import node_id
+from serec.runs import REJECTS, SCORES, RunDir
+
+PAIR_COLUMNS = ["clip_id", "path", "system", "audio", "audio_s", "seconds", "node_id", "error",
+                "reject_reason"]
+
+
+def noisy_pairs(batch: pd.DataFrame) -> pd.DataFrame:
+    """Decoded clips as ``noisy`` pairs (rejected clips included, to be written as rejects)."""
+    out = batch[["clip_id", "path", "audio", "audio_s", "reject_reason"]].copy()
+    out["system"] = NOISY
+    out["seconds"] = 0.0
+    out["node_id"] = None
+    out["error"] = None
+    return out[PAIR_COLUMNS]
+
+
+class EnhancePairs(Enhance):
+    """Actor: one enhancer over decoded clips; returns only its own outputs as pairs.
+
+    Clips rejected at decode pass with empty audio, so that every pending pair is counted.
+    """
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        done = super().__call__(batch)
+        return pd.DataFrame({
+            "clip_id": done["clip_id"].to_numpy(), "path": done["path"].to_numpy(),
+            "system": self.name, "audio": done[output_column(self.name)].to_numpy(),
+            "audio_s": done["audio_s"].to_numpy(),
+            "seconds": done[f"sec__{self.name}"].to_numpy(),
+            "node_id": done[f"node__{self.name}"].to_numpy(),
+            "error": done[f"err__{self.name}"].to_numpy(),
+            "reject_reason": done["reject_reason"].to_numpy()})
+
+
+class ScorePairs:
+    """Actor: DNSMOS of every pair's audio; optionally saves enhanced audio into the run dir.
+
+    Returns the score rows (no audio) and, for rejected clips, their reason.
+    """
+
+    def __init__(self, run_root: str, personalized: bool = False, use_gpu: bool = False,
+                 max_windows_per_run: int = 8, save_audio: bool = False) -> None:
+        from serec.quality.dnsmos import Dnsmos, cuda_providers
+
+        providers = cuda_providers() if use_gpu else ["CPUExecutionProvider"]
+        self.dnsmos = Dnsmos(personalized=personalized, providers=providers,
+                             max_windows_per_run=max_windows_per_run)
+        self.run = RunDir(run_root)
+        self.save_audio = save_audio
+        self.node = node_id()
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        out = batch.drop(columns=["audio"]).reset_index(drop=True)
+        audio = list(batch["audio"])
+        todo = [i for i, data in enumerate(audio) if data]
+        results, shares = score_clips(self.dnsmos, [from_bytes(audio[i]) for i in todo])
+        for f in SCORE_FIELDS:
+            out[f] = np.nan
+        out["dnsmos_seconds"] = np.nan
+        errors = out["error"].astype(object).where(out["error"].notna(), None).tolist()
+        for i, result, share in zip(todo, results, shares, strict=True):
+            out.at[i, "dnsmos_seconds"] = share
+            if isinstance(result, str):
+                errors[i] = errors[i] or f"dnsmos: {result}"
+                continue
+            for f in SCORE_FIELDS:
+                out.at[i, f] = float(getattr(result, f))
+        out["error"] = errors
+        out["node_id"] = out["node_id"].where(out["node_id"].notna(), self.node)
+        out["scored_at"] = time.time()
+        if self.save_audio:
+            for i in todo:
+                system = out.at[i, "system"]
+                if system != NOISY:
+                    self.run.write_bytes(f"audio/enhanced/{system}/{out.at[i, 'clip_id']}.wav",
+                                         wav_bytes(from_bytes(audio[i])))
+        return out
+
+
+def write_pairs(batch: pd.DataFrame, run_root: str) -> pd.DataFrame:
+    """Worker-side writer: one scores part (and one rejects part) per batch; returns the count.
+
+    Scores of a pair are on disk before its count reaches the driver, so a crash loses at most
+    the pairs of unwritten batches, which a rerun computes again.
+    """
+    run = RunDir(run_root)
+    rejected = batch["reject_reason"].notna().to_numpy()
+    if (~rejected).any():
+        run.append_part(SCORES, score_table(batch[~rejected]))
+    noisy_rejects = rejected & (batch["system"] == NOISY).to_numpy()  # one row per clip
+    if noisy_rejects.any():
+        rows = batch.loc[noisy_rejects, ["clip_id", "path", "reject_reason"]].rename(
+            columns={"reject_reason": "reason"}).assign(stage=DECODE_STAGE)
+        run.append_part(REJECTS, reject_table(rows))
+    return pd.DataFrame({"pairs": [len(batch)]})
+
