@@ -57,7 +57,7 @@ def test_demo_default_mixes_the_conditions(tmp_path):
     (["--conditions", "noise=abc"], "--conditions: 'noise=abc' needs a number after '='"),
     (["--talker-snr-min", "20"], "--talker-snr-min 20 is above --talker-snr-max 15"),
     (["--noises-per-clip", "0"], "--noises-per-clip must be N or MIN-MAX"),
-    (["--clips", "0"], "--clips must be at least 1"),
+    (["--clips", "0"], "--clips: must be at least 1"),
 ])
 def test_demo_flags_are_checked_before_any_work(tmp_path, capsys, flags, message):
     from serec.cli import main
