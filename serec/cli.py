@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from serec.audio import MAX_SEGMENT_SECONDS
-from serec.cli_args import add_command, config_args, int_at_least, positive, real, run_arg
+from serec.cli_args import (
+    Parser,
+    add_command,
+    config_args,
+    int_at_least,
+    positive,
+    real,
+    run_arg,
+)
 from serec.data.manifests import MANIFEST_FORMATS
 from serec.errors import UsageError
 from serec.runs import RunDir
@@ -220,7 +228,7 @@ def cmd_enhancers(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="serec", description=__doc__)
+    parser = Parser(prog="serec", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = sub.add_parser("data", help="build a run's manifest", description="build a run's "
@@ -330,7 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; expected failures print one line and return 2."""
     from serec.enhancers.base import MissingDependencyError
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a one-line argument error
+        return exc.code if isinstance(exc.code, int) else 2
     configure_output(args.verbose, args.quiet)
     try:
         return args.func(args)

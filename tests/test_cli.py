@@ -86,14 +86,12 @@ def _serec(*args: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProc
 ])
 def test_bad_invocations_exit_2_with_one_line(tmp_path, args, needle, capsys):
     args = [str(tmp_path / "run") if a == "RUN" else a for a in args]
-    try:
-        code = main(args)
-    except SystemExit as exc:  # argparse rejected a value
-        code = exc.code
+    code = main(args)
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err and needle in err
-    assert err.strip().splitlines()[-1].startswith("serec ")
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("serec "), err
 
 
 def test_python_m_serec_exits_2_and_verbose_shows_the_traceback(tmp_path):

@@ -10,6 +10,7 @@ from serec.audio import TARGET_SR
 from serec.label.pairs import PAIR_COLUMNS, EnhancePairs, ScorePairs, noisy_pairs, write_pairs
 from serec.label.stages import decode_batch
 from serec.label.tables import read_rejects, read_scores
+from serec.ray_utils import node_id
 from serec.runs import RunDir
 from tests.label.test_pipeline import speechlike
 
@@ -36,7 +37,7 @@ def test_pairs_are_scored_saved_and_written_by_the_worker(tmp_path):
     assert sorted(zip(scores["clip_id"], scores["system"], strict=True)) == [
         ("g0", "gate"), ("g0", "noisy"), ("g1", "gate"), ("g1", "noisy")]
     assert scores["error"].isna().all() and np.isfinite(scores["ovr"]).all()
-    assert (scores["scored_at"] > 0).all() and (scores["node_id"] == "local").all()
+    assert (scores["scored_at"] > 0).all() and (scores["node_id"] == node_id()).all()
     rejects = read_rejects(run)  # the silent clip: one decode reject, not one per system
     assert rejects[["clip_id", "stage"]].to_dict("records") == [dict(clip_id="s",
                                                                      stage="decode")]

@@ -73,20 +73,24 @@ def test_cheapest_within_keeps_all_failed_and_missing_costs():
         decide_label(ovr, ORDER, cheapest_within=-0.1, cost_by_system=COST)
 
 
-def test_the_labeler_passes_the_objective_and_measured_seconds():
+def test_the_aggregation_passes_the_objective_and_measured_seconds():
     import pandas as pd
 
-    from serec.config import load_config
-    from serec.label.pipeline import label_row
+    from serec.label.aggregate import derive_frame, real_time_factors
 
-    enhancers = {"gate": {"kind": "spectral_gate"}, "rnnoise": {}}
-    row = pd.Series({"clip_id": "c0", "path": "c0.wav", "noisy__ovr": 2.1, "gate__ovr": 3.00,
-                     "rnnoise__ovr": 3.04, "sec__gate": 0.01, "sec__rnnoise": 0.3})
-    thesis = label_row(row, load_config(None, overrides={"enhancers": enhancers}))
-    assert thesis["label"] == "rnnoise"
-    cheap = label_row(row, load_config(None, overrides={
-        "enhancers": enhancers, "label": {"cheapest_within": 0.05}}))
-    assert cheap["label"] == "gate" and cheap["best_system"] == "rnnoise"
+    clips = pd.DataFrame({"clip_id": ["c0"], "path": ["c0.wav"]})
+    scores = pd.DataFrame({
+        "clip_id": ["c0", "c0", "c0", "other"], "system": ["noisy", "gate", "rnnoise", "gate"],
+        "ovr": [2.1, 3.00, 3.04, 3.0], "error": [None] * 4,
+        "seconds": [0.0, 0.01, 0.3, 0.03], "audio_s": [1.0, 1.0, 1.0, 3.0]})
+    costs = real_time_factors(scores)
+    assert costs["gate"] == pytest.approx(0.04 / 4.0) and costs["rnnoise"] == pytest.approx(0.3)
+    systems, candidates = ["noisy", "gate", "rnnoise"], ["gate", "rnnoise"]
+    thesis, _ = derive_frame(clips, scores, systems, candidates, fail_threshold=2.0)
+    assert thesis["label"].tolist() == ["rnnoise"]
+    cheap, _ = derive_frame(clips, scores, systems, candidates, fail_threshold=2.0,
+                            cheapest_within=0.05, cost_by_system=costs)
+    assert cheap["label"].tolist() == ["gate"] and cheap["best_system"].tolist() == ["rnnoise"]
 
 
 def test_a_negative_margin_fails_at_config_load():
