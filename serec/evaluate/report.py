@@ -93,6 +93,15 @@ def format_headline(metrics: dict[str, Any]) -> str:
              f"router {compute['router_s']:.3f} s/clip = "
              f"{compute['router_overhead_vs_chosen']:.1%} of the chosen enhancer; "
              f"{compute['saved_vs_run_all']:.1%} of run-all compute saved"]
+    ties = metrics.get("tie_aware") or {}
+    if ties.get("rows"):
+        row = ties["rows"][0]
+        lines.append(f"tie-aware (a pick within the noise floor of the best counts): accuracy "
+                     f"{_na(row['accuracy'])} -> {_na(row['tie_aware_accuracy'])}, macro F1 "
+                     f"{_na(row['macro_f1'])} -> {_na(row['tie_aware_macro_f1'])} "
+                     f"({ties['n_tied']} of {ties['n_test']} test clips tied)")
+    lines.append(f"oracle - best single {_na(routing['oracle_minus_best_single'])} OVR; "
+                 f"{_shift_null(routing)}")
     if gap_note(routing):
         lines.append(gap_note(routing))
     if metrics.get("report_path"):

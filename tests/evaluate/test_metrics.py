@@ -187,3 +187,17 @@ def test_pipeline_report_scores_gatekeeper_and_expert_tie_aware():
     expert = report["expert"]["tie_aware"]  # routed, truth not majority: c2, c3
     assert (expert["n"], expert["tie_aware_accuracy"]) == (2, 0.5)
     assert "tie_aware" not in pipeline_report(view, TWO_STAGE, 0.5)
+
+
+def test_report_sections_say_n_a_without_framings_or_clips():
+    from serec.evaluate.report import _shift_null, _tie_section
+
+    assert "n/a" in _shift_null({"shift_null_gain_best_single": None})
+    assert "0.020" in _shift_null({"shift_null_gain_best_single": 0.02})
+    empty = tie_aware([], [], [])
+    lines = _tie_section({"rows": [{"router": "r", **empty, "mean_regret": float("nan")}],
+                          "n_test": 0, "n_tied": 0, "share_tied": float("nan"),
+                          "median_noise_floor": float("nan")})
+    text = "\n".join(lines)
+    assert "| r | n/a | n/a | n/a | n/a | n/a |" in text and "median floor n/a" in text
+    assert _tie_section(None) == []
