@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -33,6 +33,39 @@ class DnsmosConfig(Resources):
     memory_gb: float | None = field(default=2.0, metadata=at_least(0))
 
 
+MAX_SHIFT_MS = 50.0
+
+
+@dataclass
+class FramingsConfig:
+    """Extra DNSMOS framings of every scored clip, to measure the metric's own noise.
+
+    A shift of ``s`` ms scores the audio with its first ``s`` ms dropped, so DNSMOS's 9.01 s
+    windows (and their 1 s hops) land elsewhere. The unshifted framing is always scored first;
+    ``shifts_ms`` lists the extra ones. ``score`` picks what the DNSMOS columns of a scores
+    row hold: ``first`` the unshifted framing (the thesis rule), ``mean`` the mean over all
+    framings (every field: sig, bak, ovr, p808 and the raw ones).
+    """
+
+    shifts_ms: list[float] = field(default_factory=list)
+    score: Literal["first", "mean"] = "first"
+
+    @property
+    def all_shifts_ms(self) -> list[float]:
+        """Every framing's shift, the unshifted one first."""
+        return [0.0, *self.shifts_ms]
+
+    def check(self, key: str) -> None:
+        for i, shift in enumerate(self.shifts_ms):
+            if not 0 < shift <= MAX_SHIFT_MS:
+                raise ConfigError(f"config key '{key}.shifts_ms[{i}]' must be in "
+                                  f"(0, {MAX_SHIFT_MS:g}] ms (the unshifted framing is always "
+                                  f"scored), got {shift!r}")
+        if len(set(self.shifts_ms)) != len(self.shifts_ms):
+            raise ConfigError(f"config key '{key}.shifts_ms' must not repeat a shift, got "
+                              f"{self.shifts_ms}")
+
+
 @dataclass
 class LabelConfig:
     """The label rule and the labeling pipeline's knobs."""
@@ -42,6 +75,11 @@ class LabelConfig:
     # None: the thesis rule (highest OVR); delta: the cheapest candidate (measured seconds)
     # whose OVR is within delta of the best
     cheapest_within: float | None = field(default=None, metadata=at_least(0))
+    # Metric noise: framings scored per output; a clip's noise floor is the SD of its best
+    # output's OVR over them, and ``tied_systems`` are the candidates within
+    # max(noise floor, tie_margin) OVR of the best (tie_margin alone without framings).
+    framings: FramingsConfig = field(default_factory=FramingsConfig)
+    tie_margin: float = field(default=0.0, metadata=at_least(0))
     save_audio: bool = False
     min_seconds: float = field(default=0.5, metadata=at_least(0))
     max_seconds: float = field(default=10.0, metadata=at_least(0, strict=True))

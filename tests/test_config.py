@@ -20,6 +20,8 @@ def test_paper_config_is_the_thesis_setup():
     assert config.train["lr"] == 2.5e-5 and config.train["epochs"] == 50
     assert config.train["batch_size"] == 32 and config.train["weight_decay"] == 1e-4
     assert config.dnsmos.num_gpus > 0
+    # the thesis label rule: one unshifted framing, no tie margin
+    assert config.label.framings.all_shifts_ms == [0.0] and config.label.tie_margin == 0
 
 
 @pytest.mark.parametrize(
@@ -34,6 +36,12 @@ def test_paper_config_is_the_thesis_setup():
         ({"enhancers": {"x": {"kind": "no_such_kind"}}}, "no_such_kind"),
         ({"enhancers": {"x": {"kind": "passthrough", "resources": {"gpus": 1}}}}, "gpus"),
         ({"label": {"candidates": ["nope"]}}, "nope"),
+        ({"label": {"framings": {"shifts_ms": [0, 5]}}}, r"label\.framings\.shifts_ms\[0\]"),
+        ({"label": {"framings": {"shifts_ms": [5, 80]}}}, r"label\.framings\.shifts_ms\[1\]"),
+        ({"label": {"framings": {"shifts_ms": [5, 5]}}}, "must not repeat"),
+        ({"label": {"framings": {"score": "max"}}}, "label.framings.score"),
+        ({"label": {"tie_margin": -0.1}}, "label.tie_margin"),
+        ({"train": {"soft_labels": "yes"}}, "train.soft_labels"),
     ],
 )
 def test_bad_keys_are_named(tmp_path, patch, needle):

@@ -15,6 +15,7 @@ from serec.evaluate.metrics import (
     class_list,
     class_report,
     low_confidence,
+    tie_aware,
 )
 from serec.label.rule import ALL_FAILED
 
@@ -56,10 +57,21 @@ def expert_report(truth: np.ndarray, pred: np.ndarray, routed: np.ndarray,
     return class_report(truth[rows], pred[rows], classes)
 
 
+def gatekeeper_accepted(accepted: Sequence[Sequence[str]],
+                        majority: str) -> list[tuple[str, ...]]:
+    """Tied sets seen by the gatekeeper: the majority if it is tied, ``other`` if any other
+    label is."""
+    return [tuple([majority] * (majority in a) + [REST] * any(x != majority for x in a))
+            for a in accepted]
+
+
 def pipeline_report(view: PipelineView, two_stage: TwoStage, threshold: float,
-                    with_ci: bool = False, n_boot: int = 1000) -> dict[str, Any]:
+                    with_ci: bool = False, n_boot: int = 1000,
+                    accepted: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:
     """Full report of the pipeline at ``threshold``: all-class report (+ bootstrap CI),
-    gatekeeper, expert, bottleneck, and the low-confidence gatekeeper decisions."""
+    gatekeeper, expert, bottleneck, and the low-confidence gatekeeper decisions. With
+    ``accepted`` (each clip's tied set) the pipeline, gatekeeper and expert also get
+    ``tie_aware`` scores (:func:`serec.evaluate.metrics.tie_aware`)."""
     pred = view.decide(two_stage, threshold)
     routed = two_stage.routed(view.p_majority, threshold)
     classes = class_list(two_stage.classes, view.truth)
@@ -72,6 +84,15 @@ def pipeline_report(view: PipelineView, two_stage: TwoStage, threshold: float,
                                              threshold)
     report["expert"] = expert_report(view.truth, pred, routed, two_stage)
     report["bottleneck"] = bottleneck(view.truth, pred, routed, two_stage.majority)
+    if accepted is not None:
+        majority = two_stage.majority
+        report["tie_aware"] = tie_aware(view.truth, pred, accepted)
+        report["gatekeeper"]["tie_aware"] = tie_aware(
+            np.where(view.truth == majority, majority, REST),
+            np.where(routed, REST, majority), gatekeeper_accepted(accepted, majority))
+        rows = routed & (view.truth != majority)
+        report["expert"]["tie_aware"] = tie_aware(
+            view.truth[rows], pred[rows], [a for a, r in zip(accepted, rows, strict=True) if r])
     low = low_confidence(view.clip_ids, view.p_majority, threshold, view.truth, pred)
     report["low_confidence"] = low.to_dict("records")
     return report

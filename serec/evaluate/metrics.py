@@ -43,6 +43,43 @@ def macro_f1(truth: Sequence[Any], pred: Sequence[Any],
     return float(f1_score(truth, pred, average="macro", zero_division=0))
 
 
+def tie_resolved(truth: Sequence[str], pred: Sequence[str],
+                 accepted: Sequence[Sequence[str]]) -> np.ndarray:
+    """``truth`` with each clip's label replaced by the prediction where the prediction is in
+    the clip's ``accepted`` labels (its tied set, :func:`serec.label.rule.accepted_labels`)."""
+    truth = np.asarray(truth, dtype=object)
+    pred = np.asarray(pred, dtype=object)
+    if len(accepted) != len(truth):
+        raise ValueError(f"{len(accepted)} tied sets for {len(truth)} clips")
+    hit = np.array([str(p) in set(map(str, a)) for p, a in zip(pred, accepted, strict=True)],
+                   dtype=bool)
+    return np.where(hit, pred, truth).astype(object)
+
+
+def tie_resolved_indices(targets: np.ndarray, pred: np.ndarray, soft: np.ndarray) -> np.ndarray:
+    """:func:`tie_resolved` on class indices: the tied classes of a clip are those its target
+    distribution ``soft`` (rows as ``targets``) gives probability > 0 (training's form)."""
+    pred = np.asarray(pred, np.int64)
+    return np.where(np.asarray(soft)[np.arange(len(pred)), pred] > 0, pred,
+                    np.asarray(targets, np.int64))
+
+
+def tie_aware(truth: Sequence[str], pred: Sequence[str],
+              accepted: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """Strict and tie-aware accuracy and macro F1: a prediction inside the clip's tied set
+    counts as right (for F1 the truth becomes the prediction there, then :func:`macro_f1`).
+    NaN for no clips; ``n_tied`` counts clips whose tied set holds more than one label."""
+    truth = np.asarray(truth, dtype=object)
+    pred = np.asarray(pred, dtype=object)
+    resolved = tie_resolved(truth, pred, accepted)
+    n = len(truth)
+    return {"n": int(n), "n_tied": int(sum(len(a) > 1 for a in accepted)),
+            "accuracy": float(np.mean(truth == pred)) if n else float("nan"),
+            "macro_f1": macro_f1(truth, pred),
+            "tie_aware_accuracy": float(np.mean(resolved == pred)) if n else float("nan"),
+            "tie_aware_macro_f1": macro_f1(resolved, pred)}
+
+
 def class_report(truth: Sequence[str], pred: Sequence[str],
                  classes: Sequence[str]) -> dict[str, Any]:
     """Per-class precision/recall/F1/support, macro F1, accuracy and the confusion matrix.

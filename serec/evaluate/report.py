@@ -93,6 +93,15 @@ def format_headline(metrics: dict[str, Any]) -> str:
              f"router {compute['router_s']:.3f} s/clip = "
              f"{compute['router_overhead_vs_chosen']:.1%} of the chosen enhancer; "
              f"{compute['saved_vs_run_all']:.1%} of run-all compute saved"]
+    ties = metrics.get("tie_aware") or {}
+    if ties.get("rows"):
+        row = ties["rows"][0]
+        lines.append(f"tie-aware (a pick within the noise floor of the best counts): accuracy "
+                     f"{_na(row['accuracy'])} -> {_na(row['tie_aware_accuracy'])}, macro F1 "
+                     f"{_na(row['macro_f1'])} -> {_na(row['tie_aware_macro_f1'])} "
+                     f"({ties['n_tied']} of {ties['n_test']} test clips tied)")
+    lines.append(f"oracle - best single {_na(routing['oracle_minus_best_single'])} OVR; "
+                 f"{_shift_null(routing)}")
     if gap_note(routing):
         lines.append(gap_note(routing))
     if metrics.get("report_path"):
@@ -198,13 +207,14 @@ def render_report(metrics: dict[str, Any]) -> str:
                 f"test (fold ensemble) {report['macro_f1']:.3f} (95% CI "
                 f"{report['macro_f1_ci95'][0]:.3f}-{report['macro_f1_ci95'][1]:.3f}).", "",
                 _class_table(report), ""]
+    out += _tie_section(metrics.get("tie_aware"))
     out += _cost_quality_section(metrics)
     compute = routing["compute"]
     out += [
         "## What routing is worth", "",
         f"Oracle minus best single (`{routing['best_single']}`): "
         f"{routing['oracle_minus_best_single']:.3f} OVR over {routing['n_scored']} scored test "
-        f"clips. Router regret: see the headline; histogram below.", "",
+        f"clips; {_shift_null(routing)} Router regret: see the headline; histogram below.", "",
         "![regret histogram](regret_hist.png)", "",
         markdown_table([{"what": k.replace("_", " "), "value": v} for k, v in compute.items()],
                        (("what", "compute per clip"), ("value", "value"))), "",
@@ -219,6 +229,41 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"{routing['high_margin']['n_all']}.", "",
     ]
     return "\n".join(out)
+
+
+def _na(value: Any, digits: int = 3) -> str:
+    """A number, or ``n/a`` where there is none (no clips, no framings)."""
+    text = _fmt(value, digits)
+    return "n/a" if text == "-" else text
+
+
+def _shift_null(routing: dict[str, Any]) -> str:
+    """The shift-null gain of the best single, beside the oracle gap it is part of."""
+    gain = routing.get("shift_null_gain_best_single")
+    if gain is None or (isinstance(gain, float) and math.isnan(gain)):
+        return ("shift-null gain of the best single n/a (one DNSMOS framing scored; set "
+                "label.framings.shifts_ms to measure it).")
+    return (f"of that, the best single's own shift-null gain (max over its shifted framings "
+            f"minus its scored OVR, pure metric noise) is {gain:.3f} OVR.")
+
+
+def _tie_section(ties: dict[str, Any] | None) -> list[str]:
+    """Strict against tie-aware accuracy and macro F1 (a pick inside the clip's tied set is
+    right), with regret."""
+    if not ties:
+        return []
+    columns = (("router", "router"), ("accuracy", "accuracy"), ("macro_f1", "macro F1"),
+               ("tie_aware_accuracy", "tie-aware accuracy"),
+               ("tie_aware_macro_f1", "tie-aware macro F1"), ("mean_regret", "mean regret"))
+    rows = [{k: (_na(r.get(k)) if k != "router" else r[k]) for k, _ in columns}
+            for r in ties["rows"]]
+    return ["## Ties within the metric's noise", "",
+            f"{ties['n_tied']} of {ties['n_test']} test clips ({_pct(ties['share_tied'])}) have "
+            f"more than one system within the noise floor of the best (median floor "
+            f"{_na(ties['median_noise_floor'])} OVR). Tie-aware scores count a pick inside "
+            "the clip's tied set as right (for macro F1 the label becomes the pick there); the "
+            "strict figures are the thesis's argmax ones.", "",
+            markdown_table(rows, columns) if rows else "n/a", ""]
 
 
 def _group_table(rows: Sequence[dict[str, Any]]) -> str:

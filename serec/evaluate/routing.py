@@ -13,6 +13,10 @@ Conventions:
   clips it is then scored on.
 * Gap closed = (system - best single) / (oracle - best single), on mean OVR.
 * Regret = oracle OVR - the system's OVR on the same clip.
+* Shift-null gain of a system: mean over clips of (its best OVR over the scored framings -
+  its scored OVR). Picking the max over shifted copies of one output "gains" this much from
+  metric noise alone, so it is the part of an oracle gap of that size that is noise (NaN
+  when the run scored one framing).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class SystemScores:
     passthrough: frozenset[str] = field(default_factory=frozenset)
     missing: list[str] = field(default_factory=list)
     fixed_best: str | None = None  # the best single chosen elsewhere (the training pool)
+    ovr_max_framing: pd.DataFrame | None = None  # max OVR over framings (None: one framing)
 
     @classmethod
     def from_scores(cls, scores: pd.DataFrame, clip_ids: Iterable[str], candidates: Sequence[str],
@@ -71,8 +76,16 @@ class SystemScores:
         ovr, seconds, dnsmos = ovr[present], seconds[present], dnsmos[present]
         for system in systems[1:]:
             ovr[system] = ovr[system].fillna(ovr[NOISY])
+        framed = None
+        counts = [len(v) for v in scores.get("ovr_framings", pd.Series(dtype=object))
+                  if isinstance(v, (list, tuple, np.ndarray))]
+        if counts and max(counts) > 1:
+            scores = scores.assign(ovr_max_framing=[
+                float(np.max(v)) if isinstance(v, (list, tuple, np.ndarray)) and len(v)
+                else np.nan for v in scores["ovr_framings"]])
+            framed = pivot("ovr_max_framing")[present]
         return cls(ovr, seconds.fillna(0.0), dnsmos.fillna(0.0), list(candidates),
-                   frozenset(passthrough), missing)
+                   frozenset(passthrough), missing, ovr_max_framing=framed)
 
     @property
     def clip_ids(self) -> list[str]:
@@ -87,6 +100,14 @@ class SystemScores:
             return self.fixed_best
         means = self.ovr[self.candidates].mean(axis=0)
         return str(means.idxmax())
+
+    def shift_null_gain(self, system: str) -> float:
+        """Mean over clips of (max OVR over framings - scored OVR) of ``system``'s output;
+        NaN without framings (see the module notes)."""
+        if self.ovr_max_framing is None or system not in self.ovr_max_framing:
+            return float("nan")
+        gain = (self.ovr_max_framing[system] - self.ovr[system]).to_numpy(np.float64)
+        return float(np.nanmean(gain)) if np.isfinite(gain).any() else float("nan")
 
     def mean_seconds(self) -> dict[str, float]:
         """Mean enhancer seconds per clip of every system column (noisy: 0)."""

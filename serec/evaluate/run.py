@@ -62,6 +62,7 @@ from serec.evaluate.metrics import (
     class_list,
     macro_f1,
     mean_std,
+    tie_aware,
 )
 from serec.evaluate.report import render_report
 from serec.evaluate.routing import (
@@ -74,6 +75,7 @@ from serec.evaluate.routing import (
 )
 from serec.features.descriptors import AUDIO_FEATURE_COLUMNS
 from serec.features.stage import noisy_scores
+from serec.label.rule import accepted_labels
 from serec.label.stages import NOISY
 from serec.models.card import CARD_FILE, KIND_AST, ModelCard, read_card
 from serec.ray_utils import init_ray
@@ -128,6 +130,13 @@ def evaluation_frame(run: RunDir, all_test: bool = False) -> pd.DataFrame:
     frame["clip_id"] = frame["clip_id"].astype(str)
     frame["label"] = frame["label"].astype(str)
     return frame  # in clip_id order: labeled_splits sorts, left merges keep the order
+
+
+def tied_sets(frame: pd.DataFrame) -> list[tuple[str, ...]]:
+    """Each clip's accepted labels (its tied set when its label is in it; the label alone for
+    label tables from before ``tied_systems``)."""
+    tied = frame["tied_systems"] if "tied_systems" in frame else [None] * len(frame)
+    return [accepted_labels(str(label), t) for label, t in zip(frame["label"], tied, strict=True)]
 
 
 def passthrough_systems(config: SerecConfig) -> set[str]:
@@ -292,8 +301,9 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
     ex_test = stack_folds([r.test[EXPERT] for r in results])
     ens_view = _pipeline_view(test_ids, test_truth, gk_test.mean, gk_test.classes, ex_test.mean,
                               ex_test.classes, two_stage)
+    accepted = tied_sets(test)
     test_metrics = _test_metrics(results, gk_test, ex_test, ens_view, two_stage, threshold,
-                                 n_boot)
+                                 n_boot, accepted)
 
     passthrough = passthrough_systems(config)
     pool_table = SystemScores.from_scores(
@@ -323,7 +333,8 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
     comparisons, sweeps = {}, {}
     for stage, cards in extra.items():
         comparison, choice, sweep = _comparison(stage, cards, results, truth_of, test_truth, pos,
-                                                fallback, inputs, n_boot, class_seconds)
+                                                fallback, inputs, n_boot, class_seconds,
+                                                accepted)
         comparisons[stage] = comparison
         sweeps[choice.name] = sweep
         routers.append(choice)
@@ -348,6 +359,7 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
         "threshold": {**calibration.to_dict(), "used_on_test": threshold},
         "validation": validation, "test": test_metrics, "comparisons": comparisons,
         "routing": routing, "headline": headline,
+        "tie_aware": tie_summary(test, test_metrics, comparisons, headline),
         "cost_quality": {"singles": singles, "hull": hull.to_dict(), "routers": curves,
                          "router_device": costs.router_device},
         "router_choice": choose_router(validation, comparisons),
@@ -477,7 +489,7 @@ def _validation(results: list[FoldResult], truth_of: dict[str, str],
 
 def _test_metrics(results: list[FoldResult], gk: StagePrediction, ex: StagePrediction,
                   ens_view: PipelineView, two_stage: TwoStage, threshold: float,
-                  n_boot: int) -> dict[str, Any]:
+                  n_boot: int, accepted: list[tuple[str, ...]] | None = None) -> dict[str, Any]:
     per_fold = []
     for i, r in enumerate(results):
         view = _pipeline_view(ens_view.clip_ids, ens_view.truth, gk.probs[i], gk.classes,
@@ -489,22 +501,24 @@ def _test_metrics(results: list[FoldResult], gk: StagePrediction, ex: StagePredi
                                          classes),
             "macro_f1_calibrated": macro_f1(view.truth, view.decide(two_stage, threshold),
                                             classes)})
-    ensemble = pipeline_report(ens_view, two_stage, threshold, with_ci=True, n_boot=n_boot)
+    ensemble = pipeline_report(ens_view, two_stage, threshold, with_ci=True, n_boot=n_boot,
+                               accepted=accepted)
     default = pipeline_report(ens_view, two_stage, DEFAULT_THRESHOLD, with_ci=True,
-                              n_boot=n_boot)
+                              n_boot=n_boot, accepted=accepted)
     return {"per_fold": per_fold,
             "fold_macro_f1_default": mean_std([f["macro_f1_default"] for f in per_fold]),
             "fold_macro_f1_calibrated": mean_std([f["macro_f1_calibrated"] for f in per_fold]),
             "ensemble": ensemble,
             "ensemble_default_threshold": {k: default[k] for k in (
                 "macro_f1", "macro_f1_ci95", "accuracy", "per_class", "confusion", "classes",
-                "bottleneck", "threshold")}}
+                "bottleneck", "threshold", "tie_aware") if k in default}}
 
 
 def _comparison(stage: str, cards: StageCards, results: list[FoldResult],
                 truth_of: dict[str, str], test_truth: np.ndarray, pos: np.ndarray,
                 fallback: str, inputs: dict[str, np.ndarray], n_boot: int,
                 system_seconds: dict[str, float],
+                accepted: list[tuple[str, ...]] | None = None,
                 ) -> tuple[dict[str, Any], RouterChoice, tuple[Any, ...]]:
     """A one-stage model (``full``, ``features``, ``boosted``): validation per fold and out of
     fold, the test ensemble, and its cost-weight sweep ``(weights, choices, router seconds)``
@@ -526,6 +540,8 @@ def _comparison(stage: str, cards: StageCards, results: list[FoldResult],
     test_pred = stack_folds([r.test[stage] for r in with_stage])
     labels = np.asarray(test_pred.classes, dtype=object)[test_pred.mean.argmax(axis=1)]
     report = flat_report(test_truth, labels, test_pred.classes, with_ci=True, n_boot=n_boot)
+    if accepted is not None:
+        report["tie_aware"] = tie_aware(test_truth, labels, accepted)
     model_s = test_pred.seconds.sum(axis=0)[pos]
     name = f"{stage} (ensemble, test)"
     seconds = router_seconds([(cards, model_s, np.ones(len(pos), bool))], inputs)
@@ -539,6 +555,27 @@ def _comparison(stage: str, cards: StageCards, results: list[FoldResult],
                   "validation_macro_f1": mean_std([f["macro_f1"] for f in per_fold]),
                   "validation_oof_macro_f1": oof_f1, "test": report}
     return comparison, choice, (weights, choices, [seconds] * len(weights))
+
+
+def tie_summary(test: pd.DataFrame, test_metrics: dict[str, Any],
+                comparisons: dict[str, Any], headline: list[dict[str, Any]]) -> dict[str, Any]:
+    """Strict against tie-aware accuracy and macro F1 of every router on the test clips, with
+    its mean regret, and how many test clips have ties (and their median noise floor)."""
+    regrets = {row["system"]: row["mean_regret"] for row in headline}
+    named = [(ROUTER, test_metrics["ensemble"].get("tie_aware")),
+             (f"{ROUTER[:-1]}, threshold {DEFAULT_THRESHOLD})",
+              test_metrics["ensemble_default_threshold"].get("tie_aware")),
+             *[(f"{stage} (ensemble, test)", c["test"].get("tie_aware"))
+               for stage, c in comparisons.items()]]
+    rows = [{"router": name, **scores, "mean_regret": regrets.get(name, float("nan"))}
+            for name, scores in named if scores is not None and name in regrets]
+    floors = pd.to_numeric(test["noise_floor"], errors="coerce") if "noise_floor" in test \
+        else pd.Series(dtype=float)
+    tied = sum(len(a) > 1 for a in tied_sets(test))
+    return {"rows": rows, "n_test": int(len(test)), "n_tied": int(tied),
+            "share_tied": tied / len(test) if len(test) else float("nan"),
+            "median_noise_floor": float(floors.median()) if floors.notna().any()
+            else float("nan")}
 
 
 def _routing(table: SystemScores, test: pd.DataFrame, pred: np.ndarray, router: RouterChoice,
@@ -560,6 +597,7 @@ def _routing(table: SystemScores, test: pd.DataFrame, pred: np.ndarray, router: 
         "best_single": best,
         "oracle_minus_best_single": float(oracle_row["mean_ovr"]
                                           - float(table.ovr[best].mean())),
+        "shift_null_gain_best_single": table.shift_null_gain(best),
         "chosen_system_counts": pd.Series(router.systems).value_counts().to_dict(),
         "unscored_choices": int(np.isnan(chosen_ovr).sum()),
         "compute": {

@@ -18,9 +18,10 @@ from serec.label.stages import (
     NOISY,
     SCORE_FIELDS,
     Enhance,
+    FramedScores,
     from_bytes,
     output_column,
-    score_clips,
+    score_framings,
 )
 from serec.label.tables import DECODE_STAGE, reject_table, score_table
 from serec.ray_utils import node_id
@@ -61,11 +62,15 @@ class EnhancePairs(Enhance):
 class ScorePairs:
     """Actor: DNSMOS of every pair's audio; optionally saves enhanced audio into the run dir.
 
+    Every pair is scored at each framing of ``shifts_ms`` (see
+    :func:`serec.label.stages.score_framings`): ``ovr_framings`` holds the OVR of each, the
+    DNSMOS columns the first framing's scores or their mean over framings (``score``).
     Returns the score rows (no audio) and, for rejected clips, their reason.
     """
 
     def __init__(self, run_root: str, personalized: bool = False, use_gpu: bool = False,
-                 max_windows_per_run: int = 8, save_audio: bool = False) -> None:
+                 max_windows_per_run: int = 8, save_audio: bool = False,
+                 shifts_ms: tuple[float, ...] = (0.0,), score: str = "first") -> None:
         from serec.quality.dnsmos import Dnsmos, cuda_providers
 
         providers = cuda_providers() if use_gpu else ["CPUExecutionProvider"]
@@ -73,25 +78,31 @@ class ScorePairs:
                              max_windows_per_run=max_windows_per_run)
         self.run = RunDir(run_root)
         self.save_audio = save_audio
+        self.shifts_ms = tuple(shifts_ms)
+        self.score = score
         self.node = node_id()
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         out = batch.drop(columns=["audio"]).reset_index(drop=True)
         audio = list(batch["audio"])
         todo = [i for i, data in enumerate(audio) if data]
-        results, shares = score_clips(self.dnsmos, [from_bytes(audio[i]) for i in todo])
+        results, shares = score_framings(self.dnsmos, [from_bytes(audio[i]) for i in todo],
+                                         self.shifts_ms, self.score)
         for f in SCORE_FIELDS:
             out[f] = np.nan
         out["dnsmos_seconds"] = np.nan
         errors = out["error"].astype(object).where(out["error"].notna(), None).tolist()
+        framings: list[list[float] | None] = [None] * len(out)
         for i, result, share in zip(todo, results, shares, strict=True):
             out.at[i, "dnsmos_seconds"] = share
-            if isinstance(result, str):
+            if not isinstance(result, FramedScores):
                 errors[i] = errors[i] or f"dnsmos: {result}"
                 continue
             for f in SCORE_FIELDS:
-                out.at[i, f] = float(getattr(result, f))
+                out.at[i, f] = result.fields[f]
+            framings[i] = result.ovr_framings
         out["error"] = errors
+        out["ovr_framings"] = framings
         out["node_id"] = out["node_id"].where(out["node_id"].notna(), self.node)
         out["scored_at"] = time.time()
         if self.save_audio:

@@ -103,7 +103,8 @@ def build_dataset(run: RunDir, todo: dict[str, pd.DataFrame], config: SerecConfi
     dnsmos = config.dnsmos
     ds = ds.map_batches(ScorePairs, fn_constructor_kwargs=dict(
         run_root=run.root, personalized=dnsmos.personalized, use_gpu=dnsmos.num_gpus > 0,
-        max_windows_per_run=dnsmos.max_windows_per_run, save_audio=save_audio),
+        max_windows_per_run=dnsmos.max_windows_per_run, save_audio=save_audio,
+        shifts_ms=tuple(config.label.framings.all_shifts_ms), score=config.label.framings.score),
         **_actor_pool(_shrunk(dnsmos, halvings), halvings > 0))
     # Isolation rounds (halvings > 0) write pair by pair.
     return ds.map_batches(write_pairs, fn_kwargs=dict(run_root=run.root), batch_format="pandas",
@@ -201,6 +202,8 @@ def summarize(run: RunDir, manifest: pd.DataFrame, config: SerecConfig, wall_s: 
             compute_s=float(group["seconds"].sum()),
             real_time_factor=float(group["seconds"].sum() / max(group["audio_s"].sum(), 1e-9)))
     complete = int(labels["complete"].astype(bool).sum()) if len(labels) else 0
+    floors = pd.to_numeric(labels.get("noise_floor", pd.Series(dtype=float)), errors="coerce")
+    tied = labels.get("tied_systems", pd.Series(dtype=object)).fillna("").astype(str)
     audio_s = float(scores.loc[scores["system"] == NOISY, "audio_s"].sum())
     return dict(
         manifest_clips=int(len(manifest)), labeled=int(len(labels)), rejected=int(len(rejects)),
@@ -209,6 +212,11 @@ def summarize(run: RunDir, manifest: pd.DataFrame, config: SerecConfig, wall_s: 
         missing=int(len(set(manifest["clip_id"]) - set(labels["clip_id"])
                         - set(rejects["clip_id"]))),
         labels=dict(Counter(labels["label"])), reject_reasons=dict(reasons),
+        framings=dict(shifts_ms=config.label.framings.all_shifts_ms,
+                      score=config.label.framings.score),
+        tie_margin=config.label.tie_margin,
+        median_noise_floor=float(floors.median()) if floors.notna().any() else None,
+        tied_clips=int((tied.str.count(",") > 0).sum()),
         systems=per_system, processed_this_run=processed, pairs_this_run=pairs, wall_s=wall_s,
         clips_per_s=processed / wall_s if processed and wall_s else None,
         audio_s_total=audio_s)
@@ -235,6 +243,11 @@ def format_summary(summary: dict) -> str:
         for system, s in summary["systems"].items():
             lines.append(f"{system:<20}{s['mean_ovr']:>9.3f}{s['errors']:>8}"
                          f"{s['worker_died']:>6}{s['real_time_factor']:>8.3f}")
+    if summary.get("tied_clips"):
+        floor = summary.get("median_noise_floor")
+        lines += ["", f"{summary['tied_clips']} clips have more than one system within the "
+                      f"noise floor of the best (tied_systems); median noise floor "
+                      f"{'n/a' if floor is None else f'{floor:.3f}'} OVR"]
     if summary["clips_per_s"]:
         lines += ["", f"this run: {summary['pairs_this_run']} (clip, system) pairs of "
                       f"{summary['processed_this_run']} clips in {summary['wall_s']:.1f} s "

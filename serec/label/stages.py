@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -171,6 +172,54 @@ def score_clips(dnsmos: Any, clips: Sequence[np.ndarray]) -> tuple[list, np.ndar
                 results.append(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(1)}")
     sizes = np.array([c.size for c in clips], dtype=float)
     return results, (time.perf_counter() - start) * sizes / max(sizes.sum(), 1.0)
+
+
+def shift_samples(shift_ms: float) -> int:
+    """Samples dropped from the start of a clip for a framing shift of ``shift_ms``."""
+    return int(round(shift_ms * TARGET_SR / 1000.0))
+
+
+def framed(audio: np.ndarray, shifts_ms: Sequence[float]) -> list[np.ndarray]:
+    """``audio`` at every framing: for each shift ``s``, the clip with its first ``s`` ms
+    dropped, so that DNSMOS's windows land elsewhere."""
+    return [audio[shift_samples(s):] for s in shifts_ms]
+
+
+@dataclass(frozen=True)
+class FramedScores:
+    """One clip's DNSMOS over its framings: ``fields`` (the unshifted framing's or the mean over
+    framings, by :data:`SCORE_FIELDS`) and the OVR of every framing, in shift order."""
+
+    fields: dict[str, float]
+    ovr_framings: list[float]
+
+
+def score_framings(dnsmos: Any, clips: Sequence[np.ndarray], shifts_ms: Sequence[float] = (0.0,),
+                   score: str = "first") -> tuple[list, np.ndarray]:
+    """DNSMOS of every clip at every framing (:func:`framed`), all in one batch.
+
+    ``score`` is ``first`` (the fields of the first framing) or ``mean`` (their mean over
+    framings). Returns per clip a :class:`FramedScores` or the error text of a framing that
+    could not be scored, and each clip's share of the wall time (all its framings).
+    """
+    count = len(shifts_ms)
+    if count < 1 or score not in ("first", "mean"):
+        raise ValueError(f"need at least one framing and score first|mean, got {shifts_ms}, "
+                         f"{score!r}")
+    results, shares = score_clips(dnsmos, [f for clip in clips for f in framed(clip, shifts_ms)])
+    out: list = []
+    for i in range(len(clips)):
+        parts = results[i * count:(i + 1) * count]
+        failed = [r for r in parts if isinstance(r, str)]
+        if failed:
+            out.append(failed[0])
+            continue
+        values = np.array([[float(getattr(r, f)) for f in SCORE_FIELDS] for r in parts])
+        chosen = values.mean(axis=0) if score == "mean" else values[0]
+        out.append(FramedScores(dict(zip(SCORE_FIELDS, chosen.tolist(), strict=True)),
+                                values[:, SCORE_FIELDS.index("ovr")].tolist()))
+    seconds = np.asarray(shares, float).reshape(len(clips), count).sum(axis=1)
+    return out, seconds
 
 
 class Score:

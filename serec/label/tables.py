@@ -7,6 +7,7 @@ derived "no system scored" rejects in ``rejects/label/`` (rewritten with the lab
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -21,8 +22,17 @@ WORKER_DIED = "worker_died"
 SCORE_SCHEMA = pa.schema(
     [("clip_id", pa.string()), ("system", pa.string()),
      *[(f, pa.float64()) for f in SCORE_FIELDS],
+     # OVR at every framing (label.framings), the unshifted one first; null in old runs
+     ("ovr_framings", pa.list_(pa.float64())),
      ("seconds", pa.float64()), ("dnsmos_seconds", pa.float64()), ("audio_s", pa.float64()),
      ("node_id", pa.string()), ("error", pa.string()), ("scored_at", pa.float64())])
+# The label columns every labels part types the same way (beside the manifest's columns and
+# one ``<system>_ovr`` float column per system).
+LABEL_SCHEMA = pa.schema(
+    [("clip_id", pa.string()), ("best_system", pa.string()), ("best_ovr", pa.float64()),
+     ("second_ovr", pa.float64()), ("margin", pa.float64()), ("label", pa.string()),
+     ("complete", pa.bool_()), ("missing_systems", pa.string()),
+     ("noise_floor", pa.float64()), ("tied_systems", pa.string())])
 REJECT_SCHEMA = pa.schema([("clip_id", pa.string()), ("path", pa.string()),
                            ("stage", pa.string()), ("reason", pa.string())])
 
@@ -33,10 +43,13 @@ def score_table(rows: pd.DataFrame) -> pa.Table:
     Columns become plain float64 / object first: batches from Ray Data may hold nullable
     dtypes, which the part's pandas metadata would hand back to every reader (``pd.NA``).
     """
-    rows = rows[SCORE_SCHEMA.names].copy()
+    rows = rows.reindex(columns=SCORE_SCHEMA.names).copy()  # old callers: no ovr_framings
     for column in SCORE_SCHEMA:
         values = rows[column.name]
-        if pa.types.is_floating(column.type):
+        if pa.types.is_list(column.type):
+            rows[column.name] = [None if not isinstance(v, (list, tuple, np.ndarray))
+                                 else [float(x) for x in v] for v in values]
+        elif pa.types.is_floating(column.type):
             rows[column.name] = pd.to_numeric(values, errors="coerce").astype("float64")
         else:
             rows[column.name] = values.astype(object).where(values.notna(), None)
@@ -51,14 +64,16 @@ def reject_table(rows: pd.DataFrame) -> pa.Table:
 
 
 def labels_table(labels: pd.DataFrame) -> pa.Table:
-    """Label rows as a table whose manifest columns keep the manifest's types: a part whose
-    clips all lack a value (no ``rir_id`` among its clips) would otherwise hold a double column
-    that no later part's strings can be concatenated with."""
+    """Label rows as a table whose manifest and label columns keep their types
+    (:data:`MANIFEST_SCHEMA`, :data:`LABEL_SCHEMA`): a part whose clips all lack a value (no
+    ``rir_id`` among its clips, every ``noise_floor`` NaN) would otherwise hold a column of
+    another type that no later part can be concatenated with."""
     table = pa.Table.from_pandas(pd.DataFrame(labels), preserve_index=False)
     for index, name in enumerate(table.column_names):
-        if name in MANIFEST_SCHEMA.names:
-            table = table.set_column(index, name,
-                                     table[name].cast(MANIFEST_SCHEMA.field(name).type))
+        for schema in (LABEL_SCHEMA, MANIFEST_SCHEMA):
+            if name in schema.names:
+                table = table.set_column(index, name, table[name].cast(schema.field(name).type))
+                break
     return table
 
 

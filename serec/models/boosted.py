@@ -33,12 +33,17 @@ DEFAULT_PARAMS: dict[str, Any] = {
 @dataclass
 class BoostedTreesModel:
     """Class-balanced ``HistGradientBoostingClassifier`` fitted on ``x`` (NaN allowed) and
-    ``y`` (class indices ``0..num_classes-1``); classes absent from ``y`` get probability 0."""
+    ``y`` (class indices ``0..num_classes-1``); classes absent from ``y`` get probability 0.
+
+    ``w`` (optional) weighs the rows, e.g. ``1/|tied set|`` for a clip expanded into one row
+    per tied class; the class balance then uses the weighted class counts.
+    """
 
     x: np.ndarray
     y: np.ndarray
     num_classes: int
     params: dict[str, Any] = field(default_factory=dict)
+    w: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         from sklearn.ensemble import HistGradientBoostingClassifier
@@ -49,10 +54,16 @@ class BoostedTreesModel:
         self.present = np.unique(self.y)
         self._classifier = None
         if len(self.present) > 1:
+            weights = None
+            if self.w is not None:
+                self.w = np.asarray(self.w, np.float64)
+                totals = np.bincount(self.y, weights=self.w, minlength=self.num_classes)
+                weights = self.w * (self.w.sum() / (len(self.present) * totals[self.y]))
             self._classifier = HistGradientBoostingClassifier(
-                class_weight="balanced", early_stopping=False, **self.params)
+                class_weight="balanced" if weights is None else None, early_stopping=False,
+                **self.params)
             with threadpool_limits(THREADS, user_api="openmp"):
-                self._classifier.fit(self.x, self.y)
+                self._classifier.fit(self.x, self.y, sample_weight=weights)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """``(N, num_classes)`` probabilities."""
@@ -66,9 +77,9 @@ class BoostedTreesModel:
         return probs
 
     def tensors(self) -> dict[str, np.ndarray]:
-        return {"x": self.x, "y": self.y}
+        return {"x": self.x, "y": self.y, **({} if self.w is None else {"w": self.w})}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, np.ndarray], num_classes: int,
                      params: dict[str, Any]) -> BoostedTreesModel:
-        return cls(tensors["x"], tensors["y"], num_classes, params)
+        return cls(tensors["x"], tensors["y"], num_classes, params, tensors.get("w"))

@@ -52,6 +52,9 @@ class TrainConfig:
     # gatekeeper: P(majority) >= threshold picks the majority
     threshold: float = field(default=0.5, metadata=UNIT)
     tune_folds: list[int] = field(default_factory=lambda: [0, 1])
+    # Learn the label's tied set (labels' tied_systems) instead of the argmax alone: AST stages
+    # and the boosted router train on target distributions (see serec.train.data.soft_targets)
+    soft_labels: bool = False
     # inverse L2 strength of the ``features`` baseline
     features_c: float = field(default=1.0, metadata=POSITIVE)
     # fold/Tune trials at once; None: all (they queue)

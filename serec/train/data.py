@@ -7,7 +7,8 @@
 * ``features``: like ``full``, on the tabular features only.
 
 The majority system is ``TrainConfig.majority`` or else the most frequent label among the
-non-test clips.
+non-test clips. With ``TrainConfig.soft_labels`` each clip also gets a target distribution over
+the stage's classes from its tied set (:func:`soft_targets`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from serec.label.rule import accepted_labels
 from serec.runs import FEATURES, MANIFEST, RunDir
 from serec.train.config import TrainConfig
 from serec.train.splits import labeled_splits
@@ -44,6 +46,7 @@ class StageTask:
     positive_class: str | None
     feature_columns: list[str]
     frame: pd.DataFrame  # clip_id, path, offset_s, duration_s, label, target, fold + features
+    soft: np.ndarray | None = None  # (N, classes) target distributions (soft_labels)
 
     @property
     def folds(self) -> list[int]:
@@ -87,6 +90,30 @@ def stage_classes(stage: str, labels: pd.Series, majority: str) -> list[str]:
     return present
 
 
+def soft_targets(frame: pd.DataFrame, classes: list[str], stage: str,
+                 majority: str) -> np.ndarray:
+    """Per clip a target distribution over ``classes`` from its tied set.
+
+    The tied set is :func:`serec.label.rule.accepted_labels` (the clip's ``tied_systems`` when
+    its label is among them, else the label alone, e.g. for ``all_failed`` or a label table
+    from before tied sets). The gatekeeper's target is the majority with probability 1 when
+    the majority is tied (it is then a right choice), else ``other``; every other stage's is
+    uniform over the tied classes it has (the label alone when it has none of them).
+    """
+    tied = frame["tied_systems"] if "tied_systems" in frame else [None] * len(frame)
+    out = np.zeros((len(frame), len(classes)))
+    for i, (label, tied_systems) in enumerate(zip(frame["label"].astype(str), tied,
+                                                  strict=True)):
+        accepted = accepted_labels(label, tied_systems)
+        if stage == "gatekeeper":
+            out[i, classes.index(majority if majority in accepted else REST)] = 1.0
+            continue
+        columns = [classes.index(c) for c in accepted if c in classes] \
+            or [classes.index(label)]
+        out[i, columns] = 1.0 / len(columns)
+    return out
+
+
 def stage_task(run: RunDir, stage: str, config: TrainConfig) -> StageTask:
     """Read labels, split, manifest windows and features into the stage's training pool."""
     if stage not in STAGES:
@@ -111,8 +138,9 @@ def stage_task(run: RunDir, stage: str, config: TrainConfig) -> StageTask:
     columns: list[str] = []
     if hybrid:
         frame, columns = _with_features(run, frame, config.use_dnsmos)
+    soft = soft_targets(frame, classes, stage, majority) if config.soft_labels else None
     return StageTask(stage, classes, majority, majority if stage == "gatekeeper" else None,
-                     columns, frame)
+                     columns, frame, soft)
 
 
 def _with_windows(run: RunDir, frame: pd.DataFrame) -> pd.DataFrame:

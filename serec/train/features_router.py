@@ -3,7 +3,10 @@
 It learns every label (the majority system, the other candidates, ``all_failed``) in one
 stage from the CE/KL statistics and the routing descriptors of ``features/`` (whichever of
 them the table holds), on the same folds as the AST stages: fold ``k`` trains on the other
-folds' pool clips and is validated on fold ``k``. Seconds per fold, so no Ray.
+folds' pool clips and is validated on fold ``k``. Seconds per fold, so no Ray. With
+``soft_labels`` a clip whose label is tied with other classes (its ``tied_systems``) trains as
+one row per tied class, each weighted ``1/|tied|`` (:func:`serec.train.data.soft_targets`);
+validation stays on the labels, tie-aware.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import sklearn
 from sklearn.metrics import accuracy_score, f1_score
 
 from serec.evaluate.ensemble import BOOSTED
+from serec.evaluate.metrics import tie_resolved_indices
 from serec.features.descriptors import AUDIO_FEATURE_COLUMNS
 from serec.models.boosted import DEFAULT_PARAMS, BoostedTreesModel
 from serec.models.card import KIND_BOOSTED, ModelCard, save_model
 from serec.runs import FEATURES, MODELS, RunDir
+from serec.train.data import soft_targets
 from serec.train.splits import labeled_splits
 
 
@@ -41,8 +46,15 @@ def boosted_pool(run: RunDir) -> tuple[pd.DataFrame, list[str]]:
     return frame.reset_index(drop=True), columns
 
 
+def expand_soft(x: np.ndarray, soft: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, y, w)``: one row per (clip, class with target probability > 0), weighted by it."""
+    rows, classes = np.nonzero(soft > 0)
+    return x[rows], classes.astype(np.int64), soft[rows, classes]
+
+
 def train_boosted(run: RunDir, folds: list[int] | None = None, seed: int = 0,
-                  params: dict[str, Any] | None = None) -> pd.DataFrame:
+                  params: dict[str, Any] | None = None,
+                  soft_labels: bool = False) -> pd.DataFrame:
     """Fit and save ``models/boosted/fold_<k>/`` for every fold (default: all); returns and
     writes the per-fold validation metrics (``models/boosted/folds.parquet``)."""
     frame, columns = boosted_pool(run)
@@ -55,16 +67,23 @@ def train_boosted(run: RunDir, folds: list[int] | None = None, seed: int = 0,
     params = {**DEFAULT_PARAMS, "random_state": seed, **(params or {})}
     x = frame[columns].to_numpy(np.float64)
     y = frame["label"].map(classes.index).to_numpy(np.int64)
+    soft = soft_targets(frame, classes, BOOSTED, "") if soft_labels else None
     rows = []
     for fold in folds:
         train, val = (frame["fold"] != fold).to_numpy(), (frame["fold"] == fold).to_numpy()
         began = time.perf_counter()
-        model = BoostedTreesModel(x[train], y[train], len(classes), params)
+        if soft is None:
+            model = BoostedTreesModel(x[train], y[train], len(classes), params)
+        else:
+            fx, fy, fw = expand_soft(x[train], soft[train])
+            model = BoostedTreesModel(fx, fy, len(classes), params, fw)
         seconds = time.perf_counter() - began
         pred = model.predict_proba(x[val]).argmax(axis=1)
-        summary = {"fold": fold, "val_macro_f1": float(f1_score(y[val], pred, average="macro",
+        truth = y[val] if soft is None else tie_resolved_indices(y[val], pred, soft[val])
+        summary = {"fold": fold, "val_macro_f1": float(f1_score(truth, pred, average="macro",
                                                                 zero_division=0)),
-                   "val_accuracy": float(accuracy_score(y[val], pred)),
+                   "val_accuracy": float(accuracy_score(truth, pred)),
+                   "soft_labels": soft_labels,
                    "n_train": int(train.sum()), "n_val": int(val.sum()),
                    "train_seconds": seconds}
         card = ModelCard(stage=BOOSTED, classes=classes, kind=KIND_BOOSTED, fold=fold,

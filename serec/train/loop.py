@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from serec.evaluate.metrics import macro_f1
+from serec.evaluate.metrics import macro_f1, tie_resolved_indices
 from serec.models.backbone import config_dict, load_backbone
 from serec.models.card import ModelCard
 from serec.models.heads import ASTClassifier
@@ -87,30 +87,47 @@ def gather(obj: Any) -> list[Any]:
     return out
 
 
-def classification_metrics(logits: np.ndarray, targets: np.ndarray,
-                           loss_fn: nn.Module) -> dict[str, float]:
-    """Loss, macro F1 and accuracy of logits against class indices."""
+def classification_metrics(logits: np.ndarray, targets: np.ndarray, loss_fn: nn.Module,
+                           soft: np.ndarray | None = None) -> dict[str, float]:
+    """Loss, macro F1 and accuracy of logits against class indices.
+
+    With ``soft`` (the clips' target distributions) macro F1 and accuracy are tie-aware: a
+    prediction with target probability > 0 counts as right (the target becomes the
+    prediction there, :func:`serec.evaluate.metrics.tie_resolved_indices`); the loss stays on
+    the class indices.
+    """
     if len(targets) == 0:
         return {"loss": math.nan, "macro_f1": math.nan, "accuracy": math.nan}
     with torch.no_grad():
         loss = float(loss_fn(torch.as_tensor(logits), torch.as_tensor(targets)))
     pred = logits.argmax(axis=1)
+    if soft is not None:
+        targets = tie_resolved_indices(targets, pred, soft)
     return {"loss": loss, "macro_f1": macro_f1(targets, pred),
             "accuracy": float(np.mean(pred == targets))}
 
 
 def balanced_class_weights(targets: np.ndarray, num_classes: int) -> np.ndarray:
-    """Per-class loss weights giving every class present the same total weight (mean 1)."""
-    counts = np.bincount(targets, minlength=num_classes).astype(np.float64)
+    """Per-class loss weights giving every class present the same total weight (mean 1).
+
+    ``targets`` are class indices, or target distributions ``(N, num_classes)`` whose column
+    sums count as the classes' (fractional) clip counts.
+    """
+    targets = np.asarray(targets)
+    counts = (targets.sum(axis=0) if targets.ndim == 2
+              else np.bincount(targets, minlength=num_classes)).astype(np.float64)
     present = max(int(np.count_nonzero(counts)), 1)
-    return np.where(counts > 0, len(targets) / (present * np.maximum(counts, 1)), 0.0)
+    return np.where(counts > 0, len(targets) / (present * np.maximum(counts, 1e-12)), 0.0)
 
 
 class FoldTrainer:
     """Model, optimiser, scheduler and early-stopping state of one fold on one worker.
 
     ``pool`` holds the small per-clip columns of the stage's pool (``clip_id``, ``targets``,
-    raw ``tabular``); ``spec`` indexes it; ``batches`` stream the fold's spectrograms.
+    raw ``tabular``, and ``soft_targets`` when training on tied sets); ``spec`` indexes it;
+    ``batches`` stream the fold's spectrograms. With ``soft_targets`` the training loss is
+    cross-entropy against those distributions (class weights from their column sums) and
+    validation macro F1 is tie-aware.
     """
 
     def __init__(self, spec: FoldSpec, pool: dict[str, np.ndarray], batches: FoldBatches,
@@ -121,6 +138,8 @@ class FoldTrainer:
         self.device = torch.device(device)
         self.num_classes = num_classes
         self.targets = np.asarray(pool["targets"], np.int64)
+        soft = pool.get("soft_targets")
+        self.soft = None if soft is None else np.asarray(soft, np.float32)
         self.position = {str(c): i for i, c in enumerate(pool["clip_id"])}
         tabular = pool["tabular"]
         self.tabular = (standardise(tabular, spec.scaler_mean, spec.scaler_scale)
@@ -134,7 +153,8 @@ class FoldTrainer:
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=config.plateau_factor,
             patience=config.plateau_patience)
-        weights = balanced_class_weights(self.targets[spec.train_idx], num_classes)
+        train_targets = self.targets if self.soft is None else self.soft
+        weights = balanced_class_weights(train_targets[spec.train_idx], num_classes)
         self.train_loss_fn = nn.CrossEntropyLoss(
             weight=torch.as_tensor(weights, dtype=torch.float32, device=self.device),
             label_smoothing=config.label_smoothing)
@@ -177,7 +197,8 @@ class FoldTrainer:
                 + rank) % 2**31
         loss_sum, seen = 0.0, 0
         for rows, values, n_frames in self.stream(self.batches.train, seed):
-            targets = torch.as_tensor(self.targets[rows], device=self.device)
+            targets = torch.as_tensor(
+                (self.targets if self.soft is None else self.soft)[rows], device=self.device)
             logits = self.model(torch.as_tensor(values, device=self.device),
                                 torch.as_tensor(n_frames, device=self.device),
                                 self.tabular_rows(rows))
@@ -217,7 +238,8 @@ class FoldTrainer:
     def evaluate(self) -> dict[str, float]:
         """Validation loss (unweighted), macro F1 and accuracy."""
         rows, logits = self.validation_logits()
-        return classification_metrics(logits, self.targets[rows], self.loss_fn)
+        return classification_metrics(logits, self.targets[rows], self.loss_fn,
+                                      None if self.soft is None else self.soft[rows])
 
     def step(self) -> tuple[dict[str, float], bool]:
         """Train one epoch, validate, update LR and early stopping.

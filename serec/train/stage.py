@@ -83,7 +83,8 @@ def trial_shared(run: RunDir, task: StageTask, folds: list[int], backbone: str,
     stored = prepare_inputs(run, task.frame, backbone, config.max_length)
     return {"inputs": {"run_root": stored.run_root, "params": stored.params},
             "pool": {"clip_id": task.frame["clip_id"].astype(str).to_numpy(),
-                     "targets": task.targets, "tabular": task.tabular},
+                     "targets": task.targets, "tabular": task.tabular,
+                     **({} if task.soft is None else {"soft_targets": task.soft})},
             "train": config.to_dict(), "backbone": backbone, "num_classes": len(task.classes),
             "stage": task.stage, "storage": run.path(RESULTS_DIR), "stamp": run_stamp(),
             "card": base_card(task, backbone, stored.params, config),
@@ -162,7 +163,7 @@ def train_stage(run: RunDir, stage: str, folds: list[int] | None = None,
     """
     config = config or TrainConfig()
     if stage == BOOSTED:  # the features router (serec.train.features_router)
-        return train_boosted(run, folds, config.seed)
+        return train_boosted(run, folds, config.seed, soft_labels=config.soft_labels)
     task = stage_task(run, stage, config)
     folds = resolve_folds(task, folds)
     if stage == "features":

@@ -99,6 +99,19 @@ def test_evaluate_run_end_to_end(tmp_path, ray_session):
     assert choice["router"] in ("two_stage", "boosted")
     assert set(choice["validation_macro_f1"]) == {"two_stage", "boosted"}
     assert "## Cost and quality" in (report / "report.md").read_text()
+    # metric noise: tie-aware scores beside the strict ones, the best single's shift-null gain
+    ties = metrics["tie_aware"]
+    assert ties["n_tied"] > 0 and ties["median_noise_floor"] == pytest.approx(0.0643, abs=1e-3)
+    assert [r["router"] for r in ties["rows"]][0] == "router (ensemble, test)"
+    assert {r["router"] for r in ties["rows"]} >= {"boosted (ensemble, test)"}
+    for row in ties["rows"]:
+        assert row["tie_aware_accuracy"] >= row["accuracy"]
+        assert row["mean_regret"] == rows[row["router"]]["mean_regret"]
+    assert ties["rows"][0]["macro_f1"] == pytest.approx(metrics["test"]["ensemble"]["macro_f1"])
+    assert "tie_aware" in metrics["test"]["ensemble"]["gatekeeper"]
+    assert metrics["routing"]["shift_null_gain_best_single"] == pytest.approx(0.02)
+    markdown = (report / "report.md").read_text()
+    assert "## Ties within the metric's noise" in markdown and "shift-null gain" in markdown
     assert all(r["mean_ovr"] <= rows["oracle"]["mean_ovr"] + 1e-9 for r in rows.values()
                if r["system"] != "passthrough")
     assert rows["router (ensemble, test)"]["macro_f1"] == metrics["test"]["ensemble"]["macro_f1"]

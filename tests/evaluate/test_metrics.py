@@ -15,6 +15,8 @@ from serec.evaluate.metrics import (
     class_report,
     low_confidence,
     macro_f1,
+    tie_aware,
+    tie_resolved,
 )
 from serec.evaluate.report import _class_table
 
@@ -149,3 +151,53 @@ def test_no_clip_reaching_the_expert_is_reported_not_a_crash():
     assert "| B |" in _class_table(report)
     empty = class_report([], [], ["A", "B"])
     assert empty["n"] == 0 and [r["support"] for r in empty["per_class"]] == [0, 0]
+
+
+def test_tie_aware_scores_count_a_pick_inside_the_tied_set_as_right():
+    truth = np.array(["A", "A", "B", "C", "C"], dtype=object)
+    pred = np.array(["A", "B", "A", "B", "C"], dtype=object)
+    accepted = [("A",), ("A", "B"), ("B",), ("B", "C"), ("C",)]
+    resolved = tie_resolved(truth, pred, accepted)
+    assert list(resolved) == ["A", "B", "B", "B", "C"]  # clips 1 and 3: the pick was tied
+    scores = tie_aware(truth, pred, accepted)
+    assert scores["n"] == 5 and scores["n_tied"] == 2
+    assert scores["accuracy"] == pytest.approx(2 / 5)
+    assert scores["tie_aware_accuracy"] == pytest.approx(4 / 5)
+    assert scores["macro_f1"] == pytest.approx(f1_score(truth, pred, average="macro"))
+    # resolved truth A,B,B,B,C vs pred A,B,A,B,C: F1 A 2/3, B 0.8, C 1
+    assert scores["tie_aware_macro_f1"] == pytest.approx((2 / 3 + 0.8 + 1.0) / 3)
+    empty = tie_aware([], [], [])
+    assert empty["n"] == 0 and np.isnan(empty["tie_aware_macro_f1"])
+    assert np.isnan(empty["tie_aware_accuracy"])
+    with pytest.raises(ValueError, match="tied sets"):
+        tie_resolved(truth, pred, accepted[:2])
+
+
+def test_pipeline_report_scores_gatekeeper_and_expert_tie_aware():
+    truth = np.array(["A", "B", "C", "B"], dtype=object)
+    p_major = np.array([0.9, 0.9, 0.1, 0.1])    # keeps c0, c1; routes c2, c3
+    p_expert = np.array([[0.5, 0.5], [0.5, 0.5], [0.9, 0.1], [0.2, 0.8]])  # c2 -> B, c3 -> C
+    view = PipelineView(["c0", "c1", "c2", "c3"], truth, p_major, p_expert)
+    accepted = [("A",), ("A", "B"), ("B", "C"), ("B",)]
+    report = pipeline_report(view, TWO_STAGE, 0.5, accepted=accepted)
+    assert report["tie_aware"]["accuracy"] == 0.25  # only c0 is strictly right
+    assert report["tie_aware"]["tie_aware_accuracy"] == 0.75  # c1 and c2 picks were tied
+    gate = report["gatekeeper"]["tie_aware"]  # c1: majority tied, kept: right
+    assert (gate["accuracy"], gate["tie_aware_accuracy"]) == (0.75, 1.0)
+    expert = report["expert"]["tie_aware"]  # routed, truth not majority: c2, c3
+    assert (expert["n"], expert["tie_aware_accuracy"]) == (2, 0.5)
+    assert "tie_aware" not in pipeline_report(view, TWO_STAGE, 0.5)
+
+
+def test_report_sections_say_n_a_without_framings_or_clips():
+    from serec.evaluate.report import _shift_null, _tie_section
+
+    assert "n/a" in _shift_null({"shift_null_gain_best_single": None})
+    assert "0.020" in _shift_null({"shift_null_gain_best_single": 0.02})
+    empty = tie_aware([], [], [])
+    lines = _tie_section({"rows": [{"router": "r", **empty, "mean_regret": float("nan")}],
+                          "n_test": 0, "n_tied": 0, "share_tied": float("nan"),
+                          "median_noise_floor": float("nan")})
+    text = "\n".join(lines)
+    assert "| r | n/a | n/a | n/a | n/a | n/a |" in text and "median floor n/a" in text
+    assert _tie_section(None) == []

@@ -124,3 +124,16 @@ def test_router_seconds_pay_each_input_once_and_the_expert_only_when_routed():
     np.testing.assert_allclose(total, [1.1, 1.0 + 0.1 + 10.0 + 0.2])
     alone = router_seconds([(features, np.array([0.0, 0.0]), np.ones(2, bool))], inputs)
     np.testing.assert_allclose(alone, [110.0, 110.0])
+
+
+def test_shift_null_gain_of_a_system_from_its_framings():
+    scores = scores_table()
+    assert np.isnan(SystemScores.from_scores(scores, CLIPS, ["a", "b"]).shift_null_gain("b"))
+    # b's framings: the scored OVR first, then shifted copies up to 0.1 / 0.3 higher
+    offsets = {"c1": [0.0, 0.1], "c2": [0.0, -0.2, 0.3], "c3": [0.0], "c4": [0.0, 0.1]}
+    scores["ovr_framings"] = [
+        [o + d for d in offsets[c]] if s == "b" else None if np.isnan(o) else [o]
+        for c, s, o in zip(scores["clip_id"], scores["system"], scores["ovr"], strict=True)]
+    table = SystemScores.from_scores(scores, CLIPS, ["a", "b"])
+    assert table.shift_null_gain("b") == pytest.approx((0.1 + 0.3 + 0.0 + 0.1) / 4)
+    assert table.shift_null_gain("a") == pytest.approx(0.0)  # one framing each: no gain

@@ -22,7 +22,7 @@ from serec.config import SerecConfig, load_config
 from serec.data.manifest import manifest_frame
 from serec.features.cekl import CEKL_COLUMNS
 from serec.features.descriptors import AUDIO_FEATURE_COLUMNS, audio_features
-from serec.label.rule import ALL_FAILED, decide_label
+from serec.label.rule import ALL_FAILED, decide_label, noise_floor
 from serec.models.backbone import TINY, config_dict, extractor_params, load_backbone
 from serec.models.card import KIND_LINEAR, ModelCard, save_model
 from serec.models.heads import POOLING, ASTClassifier
@@ -36,6 +36,9 @@ FOLDS = (0, 1, 2)
 SPLIT_CYCLE = (0, 1, 2, -1)
 MAX_LENGTH = 128
 SECONDS_PER_AUDIO_S = {"rnnoise": 0.25, "gate": 0.05}
+# OVR of each output at three DNSMOS framings, relative to its scored (unshifted) OVR: noise
+# floor SD 0.064 (so clips whose margin is 0.05 are tied), shift-null gain 0.02
+FRAMING_OFFSETS = (0.0, -0.1, 0.02)
 
 
 def synth(kind: str, rng: np.random.Generator, seconds: float = 1.0) -> np.ndarray:
@@ -102,20 +105,24 @@ def build_tiny_run(root: Path, counts: dict[str, int] | None = None,
                          "duration_s": 1.0, "label": label, "audio": audio,
                          "fold": SPLIT_CYCLE[j % len(SPLIT_CYCLE)], **meta})
             ovr = _ovr(label, rng)
-            decision = decide_label(ovr, CANDIDATES, 2.0)
+            framings = {s: [v + d for d in FRAMING_OFFSETS] for s, v in ovr.items()}
+            decision = decide_label(ovr, CANDIDATES, 2.0, noise_floor_by_system={
+                s: noise_floor(f) for s, f in framings.items()})
             assert decision is not None and decision.label == label
             for system, value in ovr.items():
                 seconds = SECONDS_PER_AUDIO_S.get(system, 0.0) * rng.uniform(0.8, 1.2)
                 score_rows.append({"clip_id": clip_id, "system": system, "sig": value,
                                    "bak": value, "ovr": value, "p808": value, "sig_raw": value,
-                                   "bak_raw": value, "ovr_raw": value, "seconds": seconds,
+                                   "bak_raw": value, "ovr_raw": value,
+                                   "ovr_framings": framings[system], "seconds": seconds,
                                    "dnsmos_seconds": 0.02, "audio_s": 1.0, "node_id": "local",
                                    "error": None})
             label_rows.append({"clip_id": clip_id, "path": str(path), **meta,
                                **{f"{s}_ovr": v for s, v in ovr.items()},
                                "best_system": decision.best_system, "best_ovr": decision.best_ovr,
                                "second_ovr": decision.second_ovr, "margin": decision.margin,
-                               "label": decision.label})
+                               "label": decision.label, "noise_floor": decision.noise_floor,
+                               "tied_systems": ",".join(decision.tied)})
             i += 1
     frame = pd.DataFrame(rows)
     run.write_table(MANIFEST, pa.Table.from_pandas(manifest_frame(

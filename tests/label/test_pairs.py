@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import soundfile as sf
 
 from serec.audio import TARGET_SR
@@ -45,3 +46,49 @@ def test_pairs_are_scored_saved_and_written_by_the_worker(tmp_path):
     saved = sorted((tmp_path / "run" / "audio" / "enhanced" / "gate").glob("*.wav"))
     assert [p.stem for p in saved] == ["g0", "g1"]
     assert sf.info(saved[1]).frames == int(1.5 * TARGET_SR)
+
+
+class RecordingDnsmos:
+    """A stand-in scorer: OVR = the clip's first sample, every other field its length."""
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def score_batch(self, clips):
+        from serec.quality.dnsmos import DnsmosScores
+
+        self.seen.extend(clips)
+        return [DnsmosScores(*([float(c.size)] * 2), float(c[0]), *([float(c.size)] * 4))
+                for c in clips]
+
+
+def test_framings_drop_the_first_ms_and_score_first_or_mean():
+    from serec.label.stages import score_framings
+
+    clip = np.arange(TARGET_SR, dtype=np.float32) / TARGET_SR  # sample i holds i / 16000
+    dnsmos = RecordingDnsmos()
+    (first,), seconds = score_framings(dnsmos, [clip], (0.0, 1.0, 5.0), "first")
+    assert [c.size for c in dnsmos.seen] == [TARGET_SR, TARGET_SR - 16, TARGET_SR - 80]
+    assert first.ovr_framings == pytest.approx([0.0, 16 / TARGET_SR, 80 / TARGET_SR])
+    assert first.fields["ovr"] == 0.0 and first.fields["sig"] == TARGET_SR
+    assert seconds.shape == (1,)
+    (mean,), _ = score_framings(RecordingDnsmos(), [clip], (0.0, 1.0, 5.0), "mean")
+    assert mean.fields["ovr"] == pytest.approx(96 / 3 / TARGET_SR)
+    assert mean.fields["sig"] == pytest.approx(TARGET_SR - 32)
+
+
+def test_score_pairs_writes_every_framing_with_real_dnsmos(tmp_path):
+    rng = np.random.default_rng(7)
+    path = tmp_path / "c.wav"
+    sf.write(path, speechlike(1.2, rng, 5.0), TARGET_SR)
+    pairs = noisy_pairs(decode_batch(pd.DataFrame({"clip_id": ["c"], "path": [str(path)]})))
+    run = RunDir.of(tmp_path / "run")
+    first = ScorePairs(run.root, shifts_ms=(0.0, 7.0))(pairs)
+    mean = ScorePairs(run.root, shifts_ms=(0.0, 7.0), score="mean")(pairs)
+    framings = first["ovr_framings"].iloc[0]
+    assert len(framings) == 2 and framings[0] != framings[1]  # the shift moves the score
+    assert first["ovr"].iloc[0] == pytest.approx(framings[0])
+    assert mean["ovr"].iloc[0] == pytest.approx(np.mean(framings))
+    write_pairs(first, run.root)
+    stored = read_scores(run)["ovr_framings"].iloc[0]
+    assert list(stored) == pytest.approx(framings)

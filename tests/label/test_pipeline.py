@@ -61,7 +61,8 @@ def make_clips(folder: Path, good: int = GOOD_CLIPS) -> int:
     return 5
 
 
-def write_config(path: Path, rows_per_part: int = 64, faulty: bool = True) -> Path:
+def write_config(path: Path, rows_per_part: int = 64, faulty: bool = True,
+                 shifts_ms: tuple[float, ...] = ()) -> Path:
     enhancers = {
         "spectral_gate": {"kind": "spectral_gate",
                           "resources": {"num_cpus": 0.25, "batch_size": 2}},
@@ -73,7 +74,8 @@ def write_config(path: Path, rows_per_part: int = 64, faulty: bool = True) -> Pa
                                "resources": {"num_cpus": 0.1, "batch_size": 2}}
     config = {
         "enhancers": enhancers,
-        "label": {"rows_per_part": rows_per_part, "decode": {"num_cpus": 0.2, "batch_size": 2}},
+        "label": {"rows_per_part": rows_per_part, "decode": {"num_cpus": 0.2, "batch_size": 2},
+                  "framings": {"shifts_ms": list(shifts_ms)}},
         "dnsmos": {"num_cpus": 0.25, "batch_size": 4},
     }
     path.write_text(yaml.safe_dump(config))
@@ -89,7 +91,7 @@ def test_bad_files_and_failing_enhancer(tmp_path, ray_session):
     bad = make_clips(tmp_path / "clips")
     run = RunDir.of(tmp_path / "run")
     import_recordings(run, [str(tmp_path / "clips")])
-    config = load_config(write_config(tmp_path / "c.yaml"))
+    config = load_config(write_config(tmp_path / "c.yaml", shifts_ms=(5.0,)))  # 2 framings
     stderr = io.StringIO()  # no terminal: plain progress lines (never closed: Ray logs here too)
     with contextlib.redirect_stderr(stderr):
         summary = run_label(run, config)
@@ -111,7 +113,10 @@ def test_bad_files_and_failing_enhancer(tmp_path, ray_session):
     assert len(scores) == GOOD_CLIPS * 4  # noisy + 3 enhancers
     failed = scores[scores["error"].notna()]
     assert list(failed["system"]) == ["faulty"] and "planted failure" in failed["error"].iloc[0]
-    assert np.isnan(failed["ovr"].iloc[0])
+    assert np.isnan(failed["ovr"].iloc[0]) and failed["ovr_framings"].iloc[0] is None
+    scored = scores[scores["error"].isna()]
+    assert all(len(f) == 2 and f[0] == ovr
+               for f, ovr in zip(scored["ovr_framings"], scored["ovr"], strict=True))
     labels = run.read_pandas(LABELS)
     assert labels["clip_id"].is_unique and len(labels) == GOOD_CLIPS
     incomplete = labels[~labels["complete"]]
@@ -125,6 +130,15 @@ def test_bad_files_and_failing_enhancer(tmp_path, ray_session):
     noisy = scores[scores["system"] == "noisy"].set_index("clip_id")["ovr"]
     assert np.allclose(passthrough.sort_index(), noisy.sort_index(), atol=1e-3)
     assert (labels["best_ovr"] >= labels["second_ovr"]).all()
+    # the metric's noise: the best output's OVR spread over the 2 framings, ties within it
+    framings = scores.set_index(["clip_id", "system"])["ovr_framings"]
+    for row in labels.itertuples():
+        spread = np.std(framings[(row.clip_id, row.best_system)], ddof=1)
+        assert row.noise_floor == pytest.approx(spread)
+        tied = row.tied_systems.split(",")
+        assert row.best_system in tied and all(
+            getattr(row, f"{s}_ovr") >= row.best_ovr - spread - 1e-12 for s in tied)
+    assert summary["framings"] == {"shifts_ms": [0.0, 5.0], "score": "first"}
     # A rerun finds nothing to do and writes no duplicate rows.
     again = run_label(run, config)
     assert again["processed_this_run"] == 0 and again["pairs_this_run"] == 0

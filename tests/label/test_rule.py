@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from serec.label.rule import ALL_FAILED, decide_label
+from serec.label.rule import ALL_FAILED, accepted_labels, decide_label, noise_floor
 
 ORDER = ["spectral_gate", "rnnoise", "deepfilternet3"]
 
@@ -99,3 +99,17 @@ def test_a_negative_margin_fails_at_config_load():
     with pytest.raises(ConfigError, match="label.cheapest_within"):
         load_config(None, overrides={"enhancers": {"rnnoise": {}},
                                      "label": {"cheapest_within": -0.1}})
+
+
+def test_noise_floor_is_the_sample_sd_over_framings():
+    assert noise_floor([3.0, 3.2]) == pytest.approx(0.2 / math.sqrt(2))
+    assert noise_floor([3.0, 3.1, 3.2]) == pytest.approx(0.1)
+    assert math.isnan(noise_floor([3.0])) and math.isnan(noise_floor(None))
+    assert math.isnan(noise_floor(float("nan")))
+
+
+def test_accepted_labels_are_the_tied_set_only_when_the_label_is_in_it():
+    assert accepted_labels("rnnoise", "spectral_gate,rnnoise") == ("spectral_gate", "rnnoise")
+    assert accepted_labels(ALL_FAILED, "rnnoise") == (ALL_FAILED,)
+    assert accepted_labels("rnnoise", None) == ("rnnoise",)
+    assert accepted_labels("rnnoise", float("nan")) == ("rnnoise",)
