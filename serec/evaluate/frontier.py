@@ -28,8 +28,10 @@ import numpy as np
 from serec.evaluate.routing import PASSTHROUGH_ROW, SystemScores
 
 # Enhancer kinds that run no neural network (DSP or nothing).
-NETWORK_FREE_KINDS = frozenset({"passthrough", "spectral_gate"})
-SINGLE_PASS_KINDS = frozenset({"rnnoise", "deepfilternet3"})
+NETWORK_FREE_KINDS = frozenset({"passthrough", "spectral_gate", "webrtc", "wpe"})
+# One pass of each of their networks over the clip's frames (DTLN's two stages and Hush's
+# three networks count as one pass of the enhancer, like DeepFilterNet3's).
+SINGLE_PASS_KINDS = frozenset({"rnnoise", "deepfilternet3", "nsnet2", "gtcrn", "dtln", "hush"})
 CDIFFUSE_FAST_STEPS = 6
 
 
@@ -42,14 +44,30 @@ def _corrected_steps(params: Mapping[str, Any], steps: Any) -> float | None:
     return float(int(steps) * per_step)
 
 
-def network_passes(kind: str, params: Mapping[str, Any]) -> float | None:
+def _step_passes(step: Any, entries: Mapping[str, Any]) -> float | None:
+    """Passes of one ``chain`` step: a kind, an inline entry or the name of another entry."""
+    if isinstance(step, Mapping):
+        params = {k: v for k, v in step.items() if k not in ("kind", "resources")}
+        return network_passes(str(step.get("kind")), params, entries)
+    entry = entries.get(str(step))
+    if entry is not None:
+        return network_passes(entry.kind, entry.params, entries)
+    return network_passes(str(step), {}, entries)
+
+
+def network_passes(kind: str, params: Mapping[str, Any],
+                   entries: Mapping[str, Any] | None = None) -> float | None:
     """Forward passes of the enhancer's network(s) per clip; None where not known up front.
 
     0 for DSP/passthrough, 1 for single-pass networks, ``N x (1 + corrector steps)`` for the
     predictor-corrector diffusion samplers (plus one predictive pass for StoRM), 6 for
-    CDiffuSE's fast schedule. SGMSE+ without an explicit ``N`` (the checkpoint's own) or with
-    an adaptive ODE sampler is unknown.
+    CDiffuSE's fast schedule, the sum of its steps for a ``chain`` (``entries``: the parsed
+    enhancer specs by name, for steps that name another entry). SGMSE+ without an explicit
+    ``N`` (the checkpoint's own) or with an adaptive ODE sampler is unknown.
     """
+    if kind == "chain":
+        steps = [_step_passes(step, entries or {}) for step in params.get("steps", [])]
+        return None if any(p is None for p in steps) else float(sum(steps))
     if kind in NETWORK_FREE_KINDS:
         return 0.0
     if kind in SINGLE_PASS_KINDS:
@@ -180,7 +198,7 @@ class SystemCosts:
 
         specs = parse_enhancer_specs(dict(enhancers))
         device = {n: ("gpu" if s.resources.num_gpus else "cpu") for n, s in specs.items()}
-        passes = {n: network_passes(s.kind, s.params) for n, s in specs.items()}
+        passes = {n: network_passes(s.kind, s.params, specs) for n, s in specs.items()}
         for name in passthrough:
             device.setdefault(name, "cpu")
             passes.setdefault(name, 0.0)

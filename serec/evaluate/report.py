@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from serec.evaluate.targets import format_targets
+
 HEADLINE_COLUMNS = (("system", "system"), ("mean_ovr", "mean OVR"), ("gap_closed", "gap closed"),
                     ("mean_regret", "mean regret"), ("compute_s", "compute s/clip"),
                     ("macro_f1", "macro F1"), ("gap_to_hull", "vs best mixture"))
@@ -104,6 +106,8 @@ def format_headline(metrics: dict[str, Any]) -> str:
                  f"{_shift_null(routing)}")
     if gap_note(routing):
         lines.append(gap_note(routing))
+    if metrics.get("targets"):
+        lines += ["", "routing targets:", *(f"  {t}" for t in format_targets(metrics["targets"]))]
     if metrics.get("report_path"):
         lines.append(f"report: {metrics['report_path']}")
     return "\n".join(lines)
@@ -209,6 +213,10 @@ def render_report(metrics: dict[str, Any]) -> str:
                 _class_table(report), ""]
     out += _tie_section(metrics.get("tie_aware"))
     out += _cost_quality_section(metrics)
+    if metrics.get("targets"):
+        out += ["## Routing targets", "", "Does routing pay on this run (see "
+                "`serec/evaluate/targets.py`)?", "",
+                *(f"- {line}" for line in format_targets(metrics["targets"])), ""]
     compute = routing["compute"]
     out += [
         "## What routing is worth", "",
@@ -220,6 +228,7 @@ def render_report(metrics: dict[str, Any]) -> str:
                        (("what", "compute per clip"), ("value", "value"))), "",
         "### By SNR band", "", _group_table(routing["by_snr_band"]), "",
         "### By noise type", "", _group_table(routing["by_noise_type"]), "",
+        "### By acoustic condition", "", _group_table(routing.get("by_condition", [])), "",
         "### High-margin clips", "",
         f"Accuracy on clips whose best candidate beats the second by more than "
         f"{routing['high_margin']['min_margin']} OVR: "

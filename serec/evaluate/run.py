@@ -73,6 +73,7 @@ from serec.evaluate.routing import (
     regret,
     snr_band,
 )
+from serec.evaluate.targets import target_figures
 from serec.features.descriptors import AUDIO_FEATURE_COLUMNS
 from serec.features.stage import noisy_scores
 from serec.label.rule import accepted_labels
@@ -363,6 +364,7 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
         "cost_quality": {"singles": singles, "hull": hull.to_dict(), "routers": curves,
                          "router_device": costs.router_device},
         "router_choice": choose_router(validation, comparisons),
+        "targets": target_figures(frame, routing, headline, singles, curves),
     }
     predictions = predictions_table(oof_view, ens_view, two_stage, threshold,
                                     dict(zip(frame["clip_id"], frame["fold"], strict=True)),
@@ -590,6 +592,8 @@ def _routing(table: SystemScores, test: pd.DataFrame, pred: np.ndarray, router: 
     snr = test["snr_db"].to_numpy(np.float64) if "snr_db" in test else np.full(len(test), np.nan)
     noise = test["noise_type"].fillna("unknown").astype(str).to_numpy() \
         if "noise_type" in test else np.full(len(test), "unknown", dtype=object)
+    condition = test["condition"].fillna("unknown").astype(str).to_numpy() \
+        if "condition" in test else np.full(len(test), "unknown", dtype=object)
     margin = test["margin"].to_numpy(np.float64) if "margin" in test else np.full(len(test),
                                                                                   np.nan)
     return {
@@ -612,5 +616,6 @@ def _routing(table: SystemScores, test: pd.DataFrame, pred: np.ndarray, router: 
         },
         "by_snr_band": breakdown(table, [snr_band(s) for s in snr], router.systems, truth, pred),
         "by_noise_type": breakdown(table, noise, router.systems, truth, pred),
+        "by_condition": breakdown(table, condition, router.systems, truth, pred),
         "high_margin": margin_accuracy(truth, pred, margin),
     }

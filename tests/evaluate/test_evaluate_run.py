@@ -112,6 +112,12 @@ def test_evaluate_run_end_to_end(tmp_path, ray_session):
     assert metrics["routing"]["shift_null_gain_best_single"] == pytest.approx(0.02)
     markdown = (report / "report.md").read_text()
     assert "## Ties within the metric's noise" in markdown and "shift-null gain" in markdown
+    targets = metrics["targets"]  # the routing targets, from the same test results
+    assert sum(targets["best_shares"].values()) == pytest.approx(1.0)
+    assert targets["router_minus_best_single"]["value"] == pytest.approx(
+        rows["router (ensemble, test)"]["mean_ovr"]
+        - rows[f"best single ({metrics['routing']['best_single']})"]["mean_ovr"])
+    assert "## Routing targets" in markdown and "### By acoustic condition" in markdown
     assert all(r["mean_ovr"] <= rows["oracle"]["mean_ovr"] + 1e-9 for r in rows.values()
                if r["system"] != "passthrough")
     assert rows["router (ensemble, test)"]["macro_f1"] == metrics["test"]["ensemble"]["macro_f1"]

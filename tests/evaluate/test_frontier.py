@@ -70,6 +70,19 @@ def test_network_passes_per_kind():
     assert network_passes("storm", {"mode": "denoiser"}) == 1.0
     assert network_passes("cdiffuse", {"fast_sampling": True}) == 6.0
     assert network_passes("something_new", {}) is None
+    assert network_passes("wpe", {}) == 0.0 and network_passes("gtcrn", {}) == 1.0
+
+
+def test_a_chain_costs_the_passes_of_its_steps():
+    from serec.enhancers.registry import parse_enhancer_specs
+
+    specs = parse_enhancer_specs({"wpe": {}, "fast_sgmse": {
+        "kind": "sgmse", "checkpoint": "x.ckpt", "trust_checkpoint": True, "N": 4,
+        "corrector": "none"}})
+    assert network_passes("chain", {"steps": ["wpe", "deepfilternet3"]}, specs) == 1.0
+    assert network_passes("chain", {"steps": ["wpe", "fast_sgmse",
+                                              {"kind": "deepfilternet3"}]}, specs) == 5.0
+    assert network_passes("chain", {"steps": ["wpe", {"kind": "sgmse"}]}, specs) is None
 
 
 def _table() -> SystemScores:
