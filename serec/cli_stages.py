@@ -127,8 +127,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                address=args.address, test_run=test_run)
     except ValueError as exc:  # data that cannot be evaluated (no test clips, unscored systems)
         raise UsageError(str(exc)) from exc
-    print(format_headline(metrics))
-    print(f"\nreport: {metrics['report_path']}")
+    print(format_headline(metrics))  # ends with the report's path
     return 0
 
 
@@ -155,7 +154,8 @@ def _timed(name: str, timings: dict[str, float], fn: Callable[[], Any]) -> Any:
 
 def run_pipeline(run: RunDir, args: argparse.Namespace,
                  timings: dict[str, float]) -> dict[str, Any]:
-    """label → features → split → train gatekeeper, expert → evaluate; done stages skipped.
+    """label → features → split → train gatekeeper, expert, boosted → evaluate; done stages
+    skipped.
 
     Whether the manifest can carry the requested split is checked before any labeling.
     """
@@ -179,7 +179,8 @@ def run_pipeline(run: RunDir, args: argparse.Namespace,
     else:
         _timed("split", timings, lambda: split_run(run, args.folds, args.test_fraction,
                                                    args.group, args.seed))
-    for stage in ("gatekeeper", "expert"):
+    # The two-stage AST router and the features router; evaluate picks one on validation.
+    for stage in ("gatekeeper", "expert", "boosted"):
         if run.exists(MODELS, stage, "folds.parquet"):
             print(f"\n{stage} models exist: kept")
             continue

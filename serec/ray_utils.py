@@ -22,6 +22,8 @@ NOISY_WARNINGS = (
     r".*You are using `torch\.load` with `weights_only=False`.*",
     r".*Tip: In future versions of Ray, Ray will no longer override accelerator.*",
     r".*set RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO.*",
+    # Ray 2.60's map_batches has no named parameter for max_retries/max_task_retries yet.
+    r".*`ray_remote_args` is deprecated.*",
 )
 # Loggers whose INFO/WARNING chatter hides serec's own progress lines (errors still show).
 NOISY_LOGGERS = ("ray.data", "ray.tune", "ray.train", "ray.air", "filelock", "urllib3",

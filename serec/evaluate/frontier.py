@@ -232,7 +232,7 @@ def operating_point(table: SystemScores, systems: Sequence[str],
 def single_points(table: SystemScores, costs: SystemCosts) -> list[dict[str, Any]]:
     """Every candidate and passthrough (the noisy input, free) on the table's clips."""
     n = len(table.clip_ids)
-    names = [*table.candidates, PASSTHROUGH_ROW]
+    names = list(dict.fromkeys([*table.candidates, PASSTHROUGH_ROW]))
     return [{"system": name, **operating_point(table, [name] * n, 0.0, costs)} for name in names]
 
 

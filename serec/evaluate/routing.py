@@ -186,7 +186,8 @@ def headline_rows(table: SystemScores, routers: Sequence[RouterChoice]) -> list[
                        table.seconds[best].to_numpy())})
     for system in table.candidates:
         rows.append(row(system, table.ovr[system].to_numpy(), table.seconds[system].to_numpy()))
-    rows.append(row(PASSTHROUGH_ROW, table.ovr[NOISY].to_numpy(), 0.0))
+    if PASSTHROUGH_ROW not in table.candidates:  # else it is a candidate row already
+        rows.append(row(PASSTHROUGH_ROW, table.ovr[NOISY].to_numpy(), 0.0))
     rows.append(row(RANDOM_ROW, table.ovr[table.candidates].mean(axis=1).to_numpy(),
                     table.seconds[table.candidates].mean(axis=1).to_numpy()))
     return rows

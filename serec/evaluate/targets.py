@@ -78,6 +78,10 @@ def target_figures(labels: pd.DataFrame, routing: dict[str, Any],
     }
 
 
+def _signed(value: float | None) -> str:
+    return f"{value:+.3f}" if value is not None and math.isfinite(value) else "n/a"
+
+
 def _mark(check: dict[str, Any]) -> str:
     met = check["met"]  # None (or NaN, read back from JSON) where not measurable
     return "met" if met is True else "not met" if met is False else "n/a"
@@ -92,9 +96,9 @@ def format_targets(targets: dict[str, Any]) -> list[str]:
         f"{targets['max_best_share']['value']:.0%} (target <= {MAX_BEST_SHARE:.0%}: "
         f"{_mark(targets['max_best_share'])})",
         f"oracle - best single ({targets['best_single']}) "
-        f"{targets['oracle_minus_best_single']:+.3f} OVR; shift-null gain of the best single "
-        f"{targets['shift_null_gain_best_single']:+.3f}",
-        f"router - best single {targets['router_minus_best_single']['value']:+.3f} OVR "
+        f"{_signed(targets['oracle_minus_best_single'])} OVR; shift-null gain of the best single "
+        f"{_signed(targets['shift_null_gain_best_single'])}",
+        f"router - best single {_signed(targets['router_minus_best_single']['value'])} OVR "
         f"(target >= 0: {_mark(targets['router_minus_best_single'])})",
     ]
     if cheap is None:
@@ -104,8 +108,8 @@ def format_targets(targets: dict[str, Any]) -> list[str]:
         lines.append(
             f"at <= {COMPUTE_SHARE:.0%} of the best single's compute: {cheap['router']} at "
             f"{cheap['compute_s']:.3f} s/clip ({cheap['compute_s'] / max(targets['best_single_compute_s'], 1e-12):.0%}) "  # noqa: E501
-            f"- best single {targets['cheap_minus_best_single']['value']:+.3f} OVR (target >= "
+            f"- best single {_signed(targets['cheap_minus_best_single']['value'])} OVR (target >= "
             f"-{OVR_TOLERANCE}: {_mark(targets['cheap_minus_best_single'])}), - best fixed "
-            f"mixture {targets['cheap_minus_hull']['value']:+.3f} "
+            f"mixture {_signed(targets['cheap_minus_hull']['value'])} "
             f"(target > 0: {_mark(targets['cheap_minus_hull'])})")
     return lines

@@ -175,14 +175,26 @@ class StoredInputs:
                     progress.update(len(batch))
         return len(missing)
 
+    def row_bytes(self) -> int:
+        """Bytes of one stored clip row (every row has the same shape), from a part footer."""
+        fs, _ = self.run.filesystem
+        parts = self.parts()
+        if not parts:
+            return 0
+        meta = pq.ParquetFile(parts[0], filesystem=fs).metadata
+        size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        return int(np.ceil(size / max(meta.num_rows, 1)))
+
     def dataset(self, clip_ids: Iterable[str], num_cpus: float = 0.0) -> ray.data.Dataset:
-        """A lazy Ray dataset of the stored rows of ``clip_ids``, one row per clip.
+        """A Ray dataset of the stored rows of ``clip_ids``, one row per clip.
 
         One task reads one part (only parts holding wanted clips) and keeps the wanted rows,
         so a block is at most a part; reading stops while :data:`STREAM_BUFFER_BYTES` of
         blocks wait for the consumer. Reads run as zero-CPU tasks by default
         (``read_parquet`` would list files in a one-CPU task): training workers already hold
-        the CPUs, and reading is I/O.
+        the CPUs, and reading is I/O. A dataset no larger than that buffer is read once into
+        the object store (``materialize``) instead of again for every epoch, since each
+        streamed pass costs seconds of start-up.
         """
         where = self.clip_parts()
         by_part: dict[str, list[str]] = {}
@@ -195,6 +207,12 @@ class StoredInputs:
             read_parts, batch_size=1, batch_format="numpy", num_cpus=num_cpus,
             fn_kwargs={"run_root": self.run_root})
         dataset.context.execution_options = streaming_options()
+        # Read every epoch inside Train workers: a bar per pass would flood the job log, and
+        # training progress is reported per epoch (serec.ray_utils.epoch_progress).
+        dataset.context.enable_progress_bars = False
+        if len(items) and sum(map(len, by_part.values())) * self.row_bytes() \
+                <= STREAM_BUFFER_BYTES:
+            return dataset.materialize()
         return dataset
 
     def read(self, clip_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
