@@ -17,7 +17,7 @@ from serec.cli_args import add_command, config_args, int_at_least, run_arg, spli
 from serec.errors import UsageError
 from serec.runs import FEATURES, LABELS, MANIFEST, MODELS, REPORT, SPLITS, RunDir
 
-DEMO_CLIPS = 60
+DEMO_CLIPS = 40
 AST_STAGES = ("gatekeeper", "expert", "full")
 STAGES = (*AST_STAGES, "features", "boosted")
 
