@@ -8,7 +8,7 @@ CONSTRAINTS ?= constraints/cpu.txt
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha1sum | cut -c1-12)
 DEV_STAMP := $(STAMP)-dev
 
-.PHONY: demo test lint install install-dev clean
+.PHONY: demo test test-fast lint install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ demo: $(STAMP)
 test: $(DEV_STAMP)
 	$(BIN)/ruff check serec tests benchmarks jobs
 	$(BIN)/python -m pytest -q -rs
+
+# The suite without the tests marked slow (Ray Train stages, multi-node and S3 chains).
+test-fast: $(DEV_STAMP)
+	$(BIN)/ruff check serec tests benchmarks jobs
+	$(BIN)/python -m pytest -q -rs -m "not slow"
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check serec tests benchmarks jobs
