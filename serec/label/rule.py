@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -90,10 +91,7 @@ def noise_floor(ovr_framings: Sequence[float] | None) -> float:
     except TypeError:  # None, or a NaN cell of a scores row without framings
         items = []
     values = [float(v) for v in items if _finite(float(v))]
-    if len(values) < 2:
-        return math.nan
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return statistics.stdev(values) if len(values) >= 2 else math.nan
 
 
 def accepted_labels(label: str, tied_systems: str | None) -> tuple[str, ...]:

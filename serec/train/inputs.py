@@ -175,13 +175,11 @@ class StoredInputs:
                     progress.update(len(batch))
         return len(missing)
 
-    def row_bytes(self) -> int:
-        """Bytes of one stored clip row (every row has the same shape), from a part footer."""
+    def row_bytes(self, part: str) -> int:
+        """Bytes of one stored clip row (every row has the same shape), from ``part``'s
+        footer."""
         fs, _ = self.run.filesystem
-        parts = self.parts()
-        if not parts:
-            return 0
-        meta = pq.ParquetFile(parts[0], filesystem=fs).metadata
+        meta = pq.ParquetFile(part, filesystem=fs).metadata
         size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         return int(np.ceil(size / max(meta.num_rows, 1)))
 
@@ -210,7 +208,7 @@ class StoredInputs:
         # Read every epoch inside Train workers: a bar per pass would flood the job log, and
         # training progress is reported per epoch (serec.ray_utils.epoch_progress).
         dataset.context.enable_progress_bars = False
-        if len(items) and sum(map(len, by_part.values())) * self.row_bytes() \
+        if items and sum(map(len, by_part.values())) * self.row_bytes(items[0]["part"]) \
                 <= STREAM_BUFFER_BYTES:
             return dataset.materialize()
         return dataset
