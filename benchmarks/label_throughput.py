@@ -1,17 +1,32 @@
-"""Labeling throughput: ``serec label`` (Ray Data) vs a plain single-process loop.
+"""Labeling throughput: ``serec label`` (Ray Data) vs a plain single-process loop, or vs
+``serec label`` of another commit.
 
-Both paths use the same enhancer classes, config and DNSMOS model on the same clips. Prints
-clips/s, audio-seconds/s, the speedup, and the Ray run's wall time over its busiest stage's
-pure compute (how close the pipeline gets to the bottleneck).
+Default: both paths use the same enhancer classes, config and DNSMOS model on the same clips.
+Prints clips/s, audio-seconds/s, the speedup, and the Ray run's wall time over its busiest
+stage's pure compute (how close the pipeline gets to the bottleneck).
+
+``--against REF``: ``serec label`` of this checkout and of git ref ``REF`` (checked out as a
+temporary worktree) label the same manifest, alternating, ``--repeats`` times each, every run
+in its own process and Ray session; prints each run's wall time and clips/s, the medians and
+their ratio. The config defaults to REF's ``configs/local.yaml`` (both versions must read it).
 
     python benchmarks/label_throughput.py [--clips 48] [--config configs/local.yaml]
+    python benchmarks/label_throughput.py --against 7fd0b43 --clips 24 --repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +40,8 @@ from serec.label.stages import decode_clip
 from serec.quality.dnsmos import Dnsmos
 from serec.runs import SCORES, RunDir
 
-CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus"
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT / ".." / "shared" / "corpus"
 
 
 def make_run(root: Path, clips: int) -> RunDir:
@@ -63,11 +79,71 @@ def plain_loop(run: RunDir, config) -> tuple[float, dict[str, float], float]:
     return time.perf_counter() - start, stage_s, audio_s
 
 
+@contextlib.contextmanager
+def worktree(ref: str) -> Iterator[Path]:
+    """A detached checkout of ``ref`` in a temporary folder, removed afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "checkout"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet",
+                        str(path), ref], check=True)
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)],
+                           check=False)
+
+
+def timed_label(checkout: Path, manifest: Path, run_root: Path, config: Path) -> float:
+    """Wall seconds of ``serec label`` run from ``checkout`` in a fresh process on a copy of
+    ``manifest``."""
+    run_root.mkdir(parents=True)
+    shutil.copy(manifest, run_root / manifest.name)
+    env = dict(os.environ, PYTHONPATH=str(checkout))
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "serec", "label", "--run", str(run_root),
+                    "--config", str(config)], cwd=checkout, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    summary = json.loads((run_root / "label_summary.json").read_text())
+    if summary["labeled"] + summary["rejected"] != summary["manifest_clips"]:
+        raise SystemExit(f"{run_root}: not every clip was labeled or rejected: {summary}")
+    return wall
+
+
+def versus_ref(ref: str, clips: int, repeats: int, config: str | None) -> None:
+    """Alternating runs of this checkout's and ``ref``'s ``serec label`` on one manifest."""
+    with worktree(ref) as other, tempfile.TemporaryDirectory() as tmp:
+        run = make_run(Path(tmp) / "source", clips)
+        manifest = Path(run.root) / "manifest.parquet"
+        config_path = Path(config) if config else other / "configs" / "local.yaml"
+        n = len(read_manifest(run))
+        walls: dict[str, list[float]] = {ref: [], "this checkout": []}
+        print(f"{n} clips, config {config_path}; wall s (clips/s) per run:")
+        for i in range(repeats):
+            for name, checkout in ((ref, other), ("this checkout", ROOT)):
+                wall = timed_label(checkout, manifest, Path(tmp) / f"{i}-{len(walls[name])}-"
+                                   f"{'ref' if checkout == other else 'here'}", config_path)
+                walls[name].append(wall)
+                print(f"  {name:<16} run {i + 1}: {wall:7.1f} s ({n / wall:.3f} clips/s)",
+                      flush=True)
+    medians = {name: statistics.median(w) for name, w in walls.items()}
+    for name, wall in medians.items():
+        print(f"median {name:<16} {wall:7.1f} s  {n / wall:.3f} clips/s")
+    print(f"throughput ratio (this checkout / {ref}): "
+          f"{medians[ref] / medians['this checkout']:.2f}  (goal >= 1.0)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clips", type=int, default=48)
     parser.add_argument("--config", default=None)
+    parser.add_argument("--against", metavar="REF", default=None,
+                        help="compare with serec label of this git ref instead of a plain loop")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.against:
+        versus_ref(args.against, args.clips, args.repeats, args.config)
+        return
     config = load_config(args.config)
     with tempfile.TemporaryDirectory() as tmp:
         run = make_run(Path(tmp) / "run", args.clips)

@@ -162,8 +162,14 @@ def parse_enhancer_specs(section: Mapping[str, Any] | None) -> dict[str, Enhance
     if not isinstance(section, Mapping):
         raise ValueError(f"'enhancers' must be a mapping of name -> entry, got "
                          f"{type(section).__name__}")
-    return {name: parse_enhancer_spec(name, _inline_chain_steps(section, name, ()))
-            for name in section}
+    return {name: parse_enhancer_spec(name, entry)
+            for name, entry in resolved_entries(section).items()}
+
+
+def resolved_entries(section: Mapping[str, Any]) -> dict[str, Any]:
+    """Every entry of an ``enhancers:`` section as an actor builds it: chain steps that name
+    another entry of the section replaced by that entry (see :func:`_inline_chain_steps`)."""
+    return {name: _inline_chain_steps(section, name, ()) for name in section}
 
 
 def _inline_chain_steps(section: Mapping[str, Any], name: str,

@@ -77,12 +77,12 @@ class SystemScores:
         for system in systems[1:]:
             ovr[system] = ovr[system].fillna(ovr[NOISY])
         framed = None
-        counts = [len(v) for v in scores.get("ovr_framings", pd.Series(dtype=object))
-                  if isinstance(v, (list, tuple, np.ndarray))]
-        if counts and max(counts) > 1:
-            scores = scores.assign(ovr_max_framing=[
-                float(np.max(v)) if isinstance(v, (list, tuple, np.ndarray)) and len(v)
-                else np.nan for v in scores["ovr_framings"]])
+        framings = [v if isinstance(v, (list, tuple, np.ndarray)) else ()
+                    for v in scores.get("ovr_framings", pd.Series(index=scores.index,
+                                                                  dtype=object))]
+        if max(map(len, framings), default=0) > 1:
+            scores = scores.assign(ovr_max_framing=[float(np.max(v)) if len(v) else np.nan
+                                                    for v in framings])
             framed = pivot("ovr_max_framing")[present]
         return cls(ovr, seconds.fillna(0.0), dnsmos.fillna(0.0), list(candidates),
                    frozenset(passthrough), missing, ovr_max_framing=framed)

@@ -9,16 +9,19 @@ reject row.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from serec.audio import wav_bytes
+from serec.audio import MAX_SEGMENT_SECONDS, MIN_SECONDS, wav_bytes
 from serec.label.stages import (
     NOISY,
     SCORE_FIELDS,
     Enhance,
     FramedScores,
+    decode_batch,
     from_bytes,
     output_column,
     score_framings,
@@ -42,12 +45,23 @@ def noisy_pairs(batch: pd.DataFrame) -> pd.DataFrame:
 
 
 class EnhancePairs(Enhance):
-    """Actor: one enhancer over decoded clips; returns only its own outputs as pairs.
+    """Actor: one enhancer over manifest rows; returns only its own outputs as pairs.
 
-    Clips rejected at decode pass with empty audio, so that every pending pair is counted.
+    Rows without an ``audio`` column are decoded here (:func:`decode_batch` with ``min_seconds``
+    and ``max_seconds``), so a branch needs no decode stage of its own: fewer operators and no
+    decoded blocks between processes. Clips rejected at decode pass with empty audio, so that
+    every pending pair is counted.
     """
 
+    def __init__(self, name: str, entry: Mapping[str, Any], min_seconds: float = MIN_SECONDS,
+                 max_seconds: float = MAX_SEGMENT_SECONDS) -> None:
+        super().__init__(name, entry)
+        self.min_seconds = min_seconds
+        self.max_seconds = max_seconds
+
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        if "audio" not in batch:
+            batch = decode_batch(batch, self.min_seconds, self.max_seconds)
         done = super().__call__(batch)
         return pd.DataFrame({
             "clip_id": done["clip_id"].to_numpy(), "path": done["path"].to_numpy(),

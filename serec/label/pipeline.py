@@ -1,11 +1,11 @@
 """``serec label``: every (clip, system) pair scored by DNSMOS, then labels derived from scores.
 
-The Ray Data plan has one branch per system: ``decode (CPU tasks) → Enhance[e] actor pool``
-for each enhancer ``e`` (the ``noisy`` branch is just the decode), the branches united into
-one shared ``DNSMOS`` actor pool, then a writer task that puts ``scores/`` (and decode
-``rejects/``) parts into the run dir and hands the driver only a count. No system's audio
-passes through another system's pool. Labels are then derived from ``scores/`` by Ray tasks
-(:mod:`serec.label.aggregate`).
+The Ray Data plan has one branch per system: an ``Enhance[e]`` actor pool for each enhancer
+``e``, which decodes the manifest rows it is given and enhances them, and for ``noisy`` a
+decode task stage; the branches are united into one shared ``DNSMOS`` actor pool, then a
+writer task that puts ``scores/`` (and decode ``rejects/``) parts into the run dir and hands
+the driver only a count. No system's audio passes through another system's pool. Labels
+are then derived from ``scores/`` by Ray tasks (:mod:`serec.label.aggregate`).
 
 Resume is per pair: only pairs without a score row (of clips not rejected at decode) are
 computed, so a rerun after a crash, or after adding an enhancer to the config, does only the
@@ -29,7 +29,7 @@ import ray
 
 from serec.config import SerecConfig
 from serec.data.manifest import read_manifest
-from serec.enhancers.registry import parse_enhancer_specs
+from serec.enhancers.registry import parse_enhancer_specs, resolved_entries
 from serec.label.aggregate import derive_labels
 from serec.label.pairs import EnhancePairs, ScorePairs, noisy_pairs, write_pairs
 from serec.label.stages import NOISY, SCORE_FIELDS, add_decode
@@ -87,17 +87,21 @@ def build_dataset(run: RunDir, todo: dict[str, pd.DataFrame], config: SerecConfi
     """The plan for the pending pairs; every batch size is halved ``halvings`` times."""
     decode = _shrunk(config.label.decode, halvings)
     specs = parse_enhancer_specs(config.enhancers)
+    entries = resolved_entries(config.enhancers)
     branches = []
+    seconds = dict(min_seconds=config.label.min_seconds, max_seconds=config.label.max_seconds)
     for system, clips in todo.items():
-        ds = add_decode(dataset_from_frame(clips, decode.batch_size), decode,
-                        config.label.min_seconds, config.label.max_seconds, TASK_RETRIES)
         if system == NOISY:
+            ds = add_decode(dataset_from_frame(clips, decode.batch_size), decode,
+                            max_retries=TASK_RETRIES, **seconds)
             ds = ds.map_batches(noisy_pairs, batch_format="pandas", batch_size=None,
                                 max_retries=TASK_RETRIES, **decode.remote_args())
         else:
-            ds = ds.map_batches(EnhancePairs, fn_constructor_kwargs=dict(
-                name=system, entry=config.enhancers[system]),
-                **_actor_pool(_shrunk(specs[system].resources, halvings), halvings > 0))
+            resources = _shrunk(specs[system].resources, halvings)
+            ds = dataset_from_frame(clips, resources.batch_size).map_batches(
+                EnhancePairs, fn_constructor_kwargs=dict(
+                    name=system, entry=entries[system], **seconds),
+                **_actor_pool(resources, halvings > 0))
         branches.append(ds)
     ds = branches[0].union(*branches[1:]) if len(branches) > 1 else branches[0]
     dnsmos = config.dnsmos

@@ -24,7 +24,7 @@ import pyarrow as pa
 import ray
 
 from serec.config import ConfigError, SerecConfig
-from serec.enhancers.registry import enhancer_class, parse_enhancer_spec
+from serec.enhancers.registry import enhancer_class, parse_enhancer_spec, resolved_entries
 from serec.label.rule import ALL_FAILED
 from serec.label.stages import NOISY, Enhance, Score, add_decode, as_float
 from serec.ray_utils import dataset_from_frame, init_ray
@@ -45,15 +45,17 @@ REJECT_SCHEMA = pa.schema([("path", pa.string()), ("stage", pa.string()),
 
 
 def system_entries(config: SerecConfig, systems: list[str]) -> dict[str, dict[str, Any]]:
-    """The enhancer config entry of every system the router can choose.
+    """The enhancer config entry of every system the router can choose (chain steps that name
+    other entries resolved, as :func:`serec.enhancers.registry.resolved_entries`).
 
     A system that is not in ``enhancers:`` but is a registered kind (``passthrough``, the
     default fallback) is built from ``{kind: <name>}``.
     """
+    configured = resolved_entries(config.enhancers)
     entries = {}
     for system in systems:
-        if system in config.enhancers:
-            entries[system] = dict(config.enhancers[system])
+        if system in configured:
+            entries[system] = dict(configured[system])
             continue
         try:
             enhancer_class(system)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,8 +183,12 @@ class StoredInputs:
         size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         return int(np.ceil(size / max(meta.num_rows, 1)))
 
-    def dataset(self, clip_ids: Iterable[str], num_cpus: float = 0.0) -> ray.data.Dataset:
+    def dataset(self, clip_ids: Iterable[str], num_cpus: float = 0.0,
+                where: Mapping[str, str] | None = None) -> ray.data.Dataset:
         """A Ray dataset of the stored rows of ``clip_ids``, one row per clip.
+
+        ``where`` is :meth:`clip_parts` when the caller already has it (several datasets of
+        one run: each lookup reads a column of every part).
 
         One task reads one part (only parts holding wanted clips) and keeps the wanted rows,
         so a block is at most a part; reading stops while :data:`STREAM_BUFFER_BYTES` of
@@ -194,7 +198,7 @@ class StoredInputs:
         the object store (``materialize``) instead of again for every epoch, since each
         streamed pass costs seconds of start-up.
         """
-        where = self.clip_parts()
+        where = self.clip_parts() if where is None else where
         by_part: dict[str, list[str]] = {}
         for clip_id in sorted(set(map(str, clip_ids))):
             if clip_id not in where:

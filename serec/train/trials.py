@@ -54,11 +54,12 @@ def fold_datasets(shared: dict[str, Any], folds: list[int]) -> dict[str, Any]:
 
     stored = StoredInputs(**shared["inputs"])
     clip_ids = shared["pool"]["clip_id"]
+    where = stored.clip_parts()
     out = {}
     for k in folds:
         spec = shared["specs"][k]
-        out[train_name(k)] = stored.dataset(clip_ids[spec.train_idx])
-        out[val_name(k)] = stored.dataset(clip_ids[spec.val_idx])
+        out[train_name(k)] = stored.dataset(clip_ids[spec.train_idx], where=where)
+        out[val_name(k)] = stored.dataset(clip_ids[spec.val_idx], where=where)
     return out
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from serec.config import SerecConfig
 from serec.enhancers import build_enhancer, parse_enhancer_specs
+from serec.enhancers.registry import resolved_entries
+from serec.label.stages import Enhance
+from serec.recommend.driver import system_entries
 from tests.enhancers.signals import speech_like
 
 
@@ -36,6 +40,19 @@ def test_steps_may_name_other_entries_of_the_section() -> None:
     steps = specs["cascade"].params["steps"]
     assert steps == [{"kind": "webrtc", "level": 4}, "nsnet2"]  # resources are the chain's
     assert specs["outer"].params["steps"][0] == {"kind": "chain", "steps": steps}
+
+
+def test_label_and_recommend_actors_build_named_steps_with_their_entry() -> None:
+    """The actors get resolved entries: a step naming an entry runs with that entry's params,
+    not the defaults of a kind of the same name."""
+    section = {"webrtc": {"kind": "webrtc", "level": 4},
+               "cascade": {"kind": "chain", "steps": ["webrtc", "passthrough"]}}
+    config = SerecConfig(enhancers=section)
+    for entry in (resolved_entries(section)["cascade"],
+                  system_entries(config, ["cascade"])["cascade"]):
+        actor = Enhance("cascade", entry)
+        assert [s.params.get("level") for s in actor.enhancer.steps] == [4, None]
+        actor.enhancer.close()
 
 
 @pytest.mark.parametrize("steps, needle", [

@@ -2,47 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from serec.audio import TARGET_SR, read_audio
-from serec.data.mix import mix_at_snr
+from serec.audio import TARGET_SR
 from tests.enhancers.signals import OFFLINE_KINDS, speech_like
 
-# (speech, noise, SNR dB): three speakers of three corpora, three real noise types.
-# DNSMOS scores every clip as a 9 s window, so each extra clip costs seconds of CPU per system.
-MIXES = (
-    ("lsto__1688-142285-0000.wav", "sc__doing_the_dishes.wav", 0.0),
-    ("arctic__arctic_a0010.wav", "dfn__noise_freesound_573577.wav", 5.0),
-    ("vctk__p287_001.wav", "sc__exercise_bike.wav", 3.0),
-)
-CLIP_SECONDS = 4.0
 MIN_OVR_GAIN = 0.2  # measured: +0.42 spectral_gate, +1.22 rnnoise, +1.17 deepfilternet3
-
-
-@pytest.fixture(scope="module")
-def noisy_clips(corpus: Path) -> list[np.ndarray]:
-    rng = np.random.default_rng(7)
-    clips = []
-    for speech_name, noise_name, snr_db in MIXES:
-        speech = read_audio(corpus / "speech" / speech_name)[: int(CLIP_SECONDS * TARGET_SR)]
-        noise = read_audio(corpus / "noise" / noise_name)
-        clips.append(mix_at_snr(speech, noise, snr_db, rng, level_dbfs=-26.0).noisy)
-    return clips
-
-
-@pytest.fixture(scope="module")
-def dnsmos():
-    from serec.quality.dnsmos import Dnsmos
-
-    return Dnsmos(intra_op_num_threads=1)
-
-
-@pytest.fixture(scope="module")
-def noisy_ovr(dnsmos, noisy_clips: list[np.ndarray]) -> float:
-    return float(np.mean([s.ovr for s in dnsmos.score_batch(noisy_clips)]))
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The long-format stages in one process: decode -> pairs -> DNSMOS -> worker-side writer."""
+"""The long-format stages in one process: (decode ->) pairs -> DNSMOS -> worker-side writer."""
 
 from __future__ import annotations
 
@@ -26,7 +26,11 @@ def test_pairs_are_scored_saved_and_written_by_the_worker(tmp_path):
     manifest = pd.DataFrame({"clip_id": ["g0", "g1", "s"],
                              "path": [str(p) for p in [*good, silent]]})
     decoded = decode_batch(manifest)
-    enhanced = EnhancePairs("gate", {"kind": "spectral_gate"})(decoded)
+    enhancer = EnhancePairs("gate", {"kind": "spectral_gate"})
+    enhanced = enhancer(manifest)  # manifest rows: the actor decodes them itself
+    pd.testing.assert_frame_equal(enhanced.drop(columns="seconds"),
+                                  enhancer(decoded).drop(columns="seconds"))
+    assert enhanced["reject_reason"].notna().tolist() == [False, False, True]
     pairs = pd.concat([noisy_pairs(decoded), enhanced], ignore_index=True)
     assert list(pairs.columns) == PAIR_COLUMNS and len(pairs) == 6
     run = RunDir.of(tmp_path / "run")
