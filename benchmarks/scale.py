@@ -13,7 +13,13 @@ object-store use and the bytes created in the object store per clip (Ray's
 process memory are not counted), then the 4N/N ratios. Goal: peaks grow by < 20% from N to 4N
 and bytes per clip do not depend on N.
 
+Below Ray Data's object-store budget (a share of the node's store) the label plan's peak follows
+the backlog in front of the DNSMOS pool, so it grows with N until that budget;
+``--label-store-mib`` sets ``label.object_store_mib`` so that the bound shows at small N.
+Training streams folds larger than ``STREAM_BUFFER_BYTES`` and materializes smaller ones.
+
     PYTHONPATH=. python benchmarks/scale.py [--n 16] [--factor 4] [--parts label train]
+                                            [--label-store-mib 8]
 """
 
 from __future__ import annotations
@@ -93,7 +99,7 @@ def noisy_clips(folder: Path, n: int, seconds: float, seed: int = 0) -> None:
         write_wav(folder / f"clip{i:05d}.wav", (voiced + noise).astype(np.float32))
 
 
-def label_config() -> Any:
+def label_config(object_store_mib: float | None) -> Any:
     from serec.config import load_config
 
     pool = {"num_cpus": 0.25, "batch_size": 4, "min_actors": 1, "max_actors": 1}
@@ -101,7 +107,8 @@ def label_config() -> Any:
         "enhancers": {"passthrough": {"kind": "passthrough", "resources": pool},
                       "spectral_gate": {"kind": "spectral_gate", "stationary": False,
                                         "resources": pool}},
-        "label": {"decode": {"num_cpus": 0.25, "batch_size": 8}},
+        "label": {"decode": {"num_cpus": 0.25, "batch_size": 8},
+                  "object_store_mib": object_store_mib},
         "dnsmos": {"num_cpus": 0.5, "batch_size": 8, "min_actors": 1, "max_actors": 1}})
 
 
@@ -113,7 +120,7 @@ def measure_label(tmp: Path, n: int, args: argparse.Namespace) -> tuple[Peaks, i
     noisy_clips(tmp / "clips", n, args.seconds)
     run = RunDir.of(tmp / "run")
     import_recordings(run, [str(tmp / "clips")])
-    config = label_config()
+    config = label_config(args.label_store_mib)
     with Peaks() as peaks:
         run_label(run, config)
     return peaks, n
@@ -157,6 +164,8 @@ def one(part: str, n: int, args: argparse.Namespace) -> dict[str, float]:
 def in_subprocess(part: str, n: int, args: argparse.Namespace) -> dict[str, float]:
     command = [sys.executable, __file__, "--one", part, "--n", str(n), "--cpus", str(args.cpus),
                "--seconds", str(args.seconds), "--epochs", str(args.epochs)]
+    if args.label_store_mib is not None:
+        command += ["--label-store-mib", str(args.label_store_mib)]
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
     if done.returncode:
         sys.exit(f"{part} at N={n} failed:\n{done.stderr[-3000:]}")
@@ -172,6 +181,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="clip length")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of each local Ray session")
+    parser.add_argument("--label-store-mib", type=float, default=None,
+                        help="label.object_store_mib of the label runs (default: Ray Data's "
+                             "share of the object store)")
     parser.add_argument("--one", choices=["label", "train"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -180,7 +192,8 @@ def main() -> None:
 
     keys = ("wall_s", "peak_rss_mib", "rss_growth_mib", "peak_store_mib", "bytes_per_clip")
     print(f"sizes N={args.n} and {args.factor}N={args.factor * args.n}; clips of "
-          f"{args.seconds:g} s; {args.cpus} CPUs per Ray session; load average "
+          f"{args.seconds:g} s; {args.cpus} CPUs per Ray session; label object-store cap "
+          f"{args.label_store_mib or 'Ray default'} MiB; load average "
           f"{os.getloadavg()[0]:.1f}")
     print(f"{'part':6s} {'clips':>6s} {'wall s':>8s} {'peak RSS MiB':>13s} "
           f"{'RSS growth MiB':>15s} {'peak store MiB':>15s} {'bytes/clip':>12s}")

@@ -86,6 +86,9 @@ class LabelConfig:
     decode: Resources = field(default_factory=lambda: Resources(num_cpus=0.25, batch_size=8))
     rows_per_part: int = field(default=64, metadata=at_least(1))
     include_incomplete: bool = False         # train/evaluate on clips a system failed on
+    # Cap on the label plan's blocks in the object store, MiB (Ray Data then holds back the
+    # decode and enhancer stages); None: Ray Data's default share of the object store.
+    object_store_mib: float | None = field(default=None, metadata=at_least(0, strict=True))
 
     def check(self, key: str) -> None:
         if self.min_seconds > self.max_seconds:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -123,3 +124,12 @@ def epoch_progress(desc: str, trials: int, epochs: int) -> Any:
             return {**self.__dict__, "bar": None}
 
     return EpochProgress()
+
+
+def capped_execution_options(object_store_bytes: float) -> ray.data.ExecutionOptions:
+    """The session's Ray Data execution options with the blocks a plan keeps in the object
+    store capped at ``object_store_bytes`` (Ray Data holds back upstream operators instead)."""
+    options = copy.copy(ray.data.DataContext.get_current().execution_options)
+    options.resource_limits = options.resource_limits.copy(
+        object_store_memory=object_store_bytes)
+    return options

@@ -42,7 +42,7 @@ from serec.label.tables import (
     score_table,
 )
 from serec.progress import Progress
-from serec.ray_utils import dataset_from_frame, init_ray
+from serec.ray_utils import capped_execution_options, dataset_from_frame, init_ray
 from serec.resources import Resources
 from serec.runs import LABEL_SUMMARY, LABELS, SCORES, RunDir
 
@@ -111,9 +111,13 @@ def build_dataset(run: RunDir, todo: dict[str, pd.DataFrame], config: SerecConfi
         shifts_ms=tuple(config.label.framings.all_shifts_ms), score=config.label.framings.score),
         **_actor_pool(_shrunk(dnsmos, halvings), halvings > 0))
     # Isolation rounds (halvings > 0) write pair by pair.
-    return ds.map_batches(write_pairs, fn_kwargs=dict(run_root=run.root), batch_format="pandas",
-                          batch_size=1 if halvings else config.label.rows_per_part,
-                          max_retries=TASK_RETRIES, **decode.remote_args())
+    ds = ds.map_batches(write_pairs, fn_kwargs=dict(run_root=run.root), batch_format="pandas",
+                        batch_size=1 if halvings else config.label.rows_per_part,
+                        max_retries=TASK_RETRIES, **decode.remote_args())
+    if config.label.object_store_mib is not None:
+        ds.context.execution_options = capped_execution_options(
+            config.label.object_store_mib * 2**20)
+    return ds
 
 
 def _largest_batch(config: SerecConfig) -> int:

@@ -15,7 +15,6 @@ transformers only inside the functions that featurise or decode.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
@@ -30,7 +29,7 @@ import pyarrow.parquet as pq
 import ray
 
 from serec.progress import Progress
-from serec.ray_utils import dataset_from_frame
+from serec.ray_utils import capped_execution_options, dataset_from_frame
 from serec.runs import RunDir
 
 INPUTS = "inputs"
@@ -99,10 +98,7 @@ def read_parts(batch: dict[str, np.ndarray], run_root: str) -> Iterator[pa.Table
 def streaming_options() -> ray.data.ExecutionOptions:
     """Ray Data execution options for streaming stored inputs: the session's defaults with
     the object store use capped at :data:`STREAM_BUFFER_BYTES`."""
-    options = copy.copy(ray.data.DataContext.get_current().execution_options)
-    options.resource_limits = options.resource_limits.copy(
-        object_store_memory=STREAM_BUFFER_BYTES)
-    return options
+    return capped_execution_options(STREAM_BUFFER_BYTES)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ import yaml
 from serec.audio import TARGET_SR
 from serec.config import load_config
 from serec.data.importer import import_recordings
-from serec.label.pipeline import run_label
+from serec.data.manifest import read_manifest
+from serec.label.pipeline import build_dataset, pending_pairs, run_label
 from serec.label.tables import labels_table, read_labels
 from serec.runs import LABELS, REJECTS, SCORES, RunDir
 
@@ -62,7 +63,8 @@ def make_clips(folder: Path, good: int = GOOD_CLIPS) -> int:
 
 
 def write_config(path: Path, rows_per_part: int = 64, faulty: bool = True,
-                 shifts_ms: tuple[float, ...] = ()) -> Path:
+                 shifts_ms: tuple[float, ...] = (), object_store_mib: float | None = None
+                 ) -> Path:
     enhancers = {
         "spectral_gate": {"kind": "spectral_gate",
                           "resources": {"num_cpus": 0.25, "batch_size": 2}},
@@ -75,7 +77,8 @@ def write_config(path: Path, rows_per_part: int = 64, faulty: bool = True,
     config = {
         "enhancers": enhancers,
         "label": {"rows_per_part": rows_per_part, "decode": {"num_cpus": 0.2, "batch_size": 2},
-                  "framings": {"shifts_ms": list(shifts_ms)}},
+                  "framings": {"shifts_ms": list(shifts_ms)},
+                  "object_store_mib": object_store_mib},
         "dnsmos": {"num_cpus": 0.25, "batch_size": 4},
     }
     path.write_text(yaml.safe_dump(config))
@@ -91,7 +94,13 @@ def test_bad_files_and_failing_enhancer(tmp_path, ray_session):
     bad = make_clips(tmp_path / "clips")
     run = RunDir.of(tmp_path / "run")
     import_recordings(run, [str(tmp_path / "clips")])
-    config = load_config(write_config(tmp_path / "c.yaml", shifts_ms=(5.0,)))  # 2 framings
+    # 2 framings; an object-store cap of a few blocks still lets every stage run
+    config = load_config(write_config(tmp_path / "c.yaml", shifts_ms=(5.0,),
+                                      object_store_mib=0.5))
+    dataset = build_dataset(run, pending_pairs(run, read_manifest(run), ["noisy"]), config,
+                            save_audio=False)
+    limits = dataset.context.execution_options.resource_limits
+    assert limits.object_store_memory == round(0.5 * 2**20)
     stderr = io.StringIO()  # no terminal: plain progress lines (never closed: Ray logs here too)
     with contextlib.redirect_stderr(stderr):
         summary = run_label(run, config)
