@@ -120,9 +120,8 @@ def versus_ref(ref: str, clips: int, repeats: int, config: str | None) -> None:
         walls: dict[str, list[float]] = {ref: [], "this checkout": []}
         print(f"{n} clips, config {config_path}; wall s (clips/s) per run:")
         for i in range(repeats):
-            for name, checkout in ((ref, other), ("this checkout", ROOT)):
-                wall = timed_label(checkout, manifest, Path(tmp) / f"{i}-{len(walls[name])}-"
-                                   f"{'ref' if checkout == other else 'here'}", config_path)
+            for name, checkout, tag in ((ref, other, "ref"), ("this checkout", ROOT, "here")):
+                wall = timed_label(checkout, manifest, Path(tmp) / f"{tag}-{i}", config_path)
                 walls[name].append(wall)
                 print(f"  {name:<16} run {i + 1}: {wall:7.1f} s ({n / wall:.3f} clips/s)",
                       flush=True)
