@@ -16,10 +16,11 @@ and bytes per clip do not depend on N.
 Below Ray Data's object-store budget (a share of the node's store) the label plan's peak follows
 the backlog in front of the DNSMOS pool, so it grows with N until that budget;
 ``--label-store-mib`` sets ``label.object_store_mib`` so that the bound shows at small N.
-Training streams folds larger than ``STREAM_BUFFER_BYTES`` and materializes smaller ones.
+Training streams folds larger than ``train.object_store_mib`` (64 MiB) and materializes
+smaller ones, so at small N its peak follows the data; ``--train-store-mib`` lowers that cap.
 
     PYTHONPATH=. python benchmarks/scale.py [--n 16] [--factor 4] [--parts label train]
-                                            [--label-store-mib 8]
+                                            [--label-store-mib 8] [--train-store-mib 4]
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ def measure_train(tmp: Path, n: int, args: argparse.Namespace) -> tuple[Peaks, i
     config = TrainConfig(max_length=1024, epochs=args.epochs, patience=args.epochs,
                          batch_size=8, lr=1e-3, head_hidden=32, num_workers=1,
                          cpus_per_worker=0.5)
+    if args.train_store_mib is not None:
+        config.object_store_mib = args.train_store_mib
     with Peaks() as peaks:
         train_stage(run, "full", backbone=TINY, config=config)
     return peaks, speakers * 4
@@ -164,8 +167,10 @@ def one(part: str, n: int, args: argparse.Namespace) -> dict[str, float]:
 def in_subprocess(part: str, n: int, args: argparse.Namespace) -> dict[str, float]:
     command = [sys.executable, __file__, "--one", part, "--n", str(n), "--cpus", str(args.cpus),
                "--seconds", str(args.seconds), "--epochs", str(args.epochs)]
-    if args.label_store_mib is not None:
-        command += ["--label-store-mib", str(args.label_store_mib)]
+    for flag, value in (("--label-store-mib", args.label_store_mib),
+                        ("--train-store-mib", args.train_store_mib)):
+        if value is not None:
+            command += [flag, str(value)]
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
     if done.returncode:
         sys.exit(f"{part} at N={n} failed:\n{done.stderr[-3000:]}")
@@ -184,16 +189,21 @@ def main() -> None:
     parser.add_argument("--label-store-mib", type=float, default=None,
                         help="label.object_store_mib of the label runs (default: Ray Data's "
                              "share of the object store)")
+    parser.add_argument("--train-store-mib", type=float, default=None,
+                        help="train.object_store_mib of the train runs (default 64)")
     parser.add_argument("--one", choices=["label", "train"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one, args.n, args)))
         return
 
+    from serec.train.config import TrainConfig
+
     keys = ("wall_s", "peak_rss_mib", "rss_growth_mib", "peak_store_mib", "bytes_per_clip")
     print(f"sizes N={args.n} and {args.factor}N={args.factor * args.n}; clips of "
           f"{args.seconds:g} s; {args.cpus} CPUs per Ray session; label object-store cap "
-          f"{args.label_store_mib or 'Ray default'} MiB; load average "
+          f"{args.label_store_mib or 'Ray default'} MiB; train cap "
+          f"{args.train_store_mib or TrainConfig().object_store_mib:g} MiB; load average "
           f"{os.getloadavg()[0]:.1f}")
     print(f"{'part':6s} {'clips':>6s} {'wall s':>8s} {'peak RSS MiB':>13s} "
           f"{'RSS growth MiB':>15s} {'peak store MiB':>15s} {'bytes/clip':>12s}")

@@ -77,12 +77,13 @@ class SystemScores:
         for system in systems[1:]:
             ovr[system] = ovr[system].fillna(ovr[NOISY])
         framed = None
-        framings = [v if isinstance(v, (list, tuple, np.ndarray)) else ()
+        # (framing count, max OVR) per score row, in one pass over the list cells
+        framings = [(len(v), float(np.max(v))) if isinstance(v, (list, tuple, np.ndarray))
+                    and len(v) else (0, np.nan)
                     for v in scores.get("ovr_framings", pd.Series(index=scores.index,
                                                                   dtype=object))]
-        if max(map(len, framings), default=0) > 1:
-            scores = scores.assign(ovr_max_framing=[float(np.max(v)) if len(v) else np.nan
-                                                    for v in framings])
+        if any(count > 1 for count, _ in framings):
+            scores = scores.assign(ovr_max_framing=[best for _, best in framings])
             framed = pivot("ovr_max_framing")[present]
         return cls(ovr, seconds.fillna(0.0), dnsmos.fillna(0.0), list(candidates),
                    frozenset(passthrough), missing, ovr_max_framing=framed)

@@ -332,12 +332,14 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
                                     "gpu" if num_gpus else "cpu")
     class_seconds = pool_table.mean_seconds()
     comparisons, sweeps = {}, {}
+    router_names = {TWO_STAGE: ROUTER}  # router_choice's names -> headline rows and curves
     for stage, cards in extra.items():
         comparison, choice, sweep = _comparison(stage, cards, results, truth_of, test_truth, pos,
                                                 fallback, inputs, n_boot, class_seconds,
                                                 accepted)
         comparisons[stage] = comparison
         sweeps[choice.name] = sweep
+        router_names[stage] = choice.name
         routers.append(choice)
 
     headline = headline_rows(table, routers)
@@ -352,6 +354,8 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
                        routers[0], headline)
     routing["best_single_chosen_on"] = (f"training pool ({len(pool_table.clip_ids)} clips)"
                                         if table.fixed_best else "test clips (no scored pool)")
+    router_choice = choose_router(validation, comparisons)
+    chosen = router_names[router_choice["router"]]
     metrics: dict[str, Any] = {
         "run": run.root, "test_run": test_run.root if test_run is not None else None,
         "folds": folds, "majority": two_stage.majority,
@@ -363,8 +367,10 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
         "tie_aware": tie_summary(test, test_metrics, comparisons, headline),
         "cost_quality": {"singles": singles, "hull": hull.to_dict(), "routers": curves,
                          "router_device": costs.router_device},
-        "router_choice": choose_router(validation, comparisons),
-        "targets": target_figures(frame, routing, headline, singles, curves),
+        "router_choice": router_choice,
+        "targets": target_figures(frame, routing,
+                                  next(r for r in headline if r["system"] == chosen), singles,
+                                  next((c for c in curves if c["router"] == chosen), None)),
     }
     predictions = predictions_table(oof_view, ens_view, two_stage, threshold,
                                     dict(zip(frame["clip_id"], frame["fold"], strict=True)),

@@ -3,10 +3,11 @@
 * Room to route: the share of clips on which each system is best (none should be best on more
   than ``MAX_BEST_SHARE`` of them), and oracle − best single beside the shift-null gain of the
   best single (the part of that gap that is metric noise).
-* Quality: the router's mean OVR against the best single system's (at least as good).
-* Cost: the best router operating point that spends at most ``COMPUTE_SHARE`` of the best
-  single system's compute: its OVR minus the best single's (at least ``-OVR_TOLERANCE``) and
-  minus the best fixed mixture's at the same compute (above it).
+* Quality: the mean OVR of the router chosen on validation (the one ``recommend`` deploys)
+  against the best single system's (at least as good).
+* Cost: the best operating point of that router's cost–quality curve that spends at most
+  ``COMPUTE_SHARE`` of the best single system's compute: its OVR minus the best single's (at
+  least ``-OVR_TOLERANCE``) and minus the best fixed mixture's at the same compute (above it).
 """
 
 from __future__ import annotations
@@ -43,21 +44,21 @@ def cheap_router_point(curves: Sequence[dict[str, Any]], budget_s: float
     return max(points, key=lambda p: p["mean_ovr"], default=None)
 
 
-def target_figures(labels: pd.DataFrame, routing: dict[str, Any],
-                   headline: Sequence[dict[str, Any]], singles: Sequence[dict[str, Any]],
-                   curves: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def target_figures(labels: pd.DataFrame, routing: dict[str, Any], router: dict[str, Any],
+                   singles: Sequence[dict[str, Any]], curve: dict[str, Any] | None
+                   ) -> dict[str, Any]:
     """The targets' figures, each with ``met`` (None where it cannot be measured).
 
-    ``labels``: every labeled clip of the run (shares); ``routing``/``headline``/``singles``/
-    ``curves``: the test-set results of :func:`serec.evaluate.run.evaluate_run` (the router is
-    the second headline row, the best single is ``routing['best_single']``).
+    ``labels``: every labeled clip of the run (shares); ``routing``/``singles``: the test-set
+    results of :func:`serec.evaluate.run.evaluate_run` (the best single is
+    ``routing['best_single']``); ``router``: the headline row of the router chosen on
+    validation, ``curve`` its cost–quality curve on the test set (None: not swept).
     """
     shares = best_shares(labels)
     best = routing["best_single"]
     single = next(p for p in singles if p["system"] == best)
-    router = headline[1]
     nan = float("nan")
-    cheap = cheap_router_point(curves, COMPUTE_SHARE * single["compute_s"])
+    cheap = cheap_router_point([curve] if curve else [], COMPUTE_SHARE * single["compute_s"])
     return {
         "best_shares": shares,
         "max_best_share": _check(max(shares.values(), default=nan),
@@ -98,7 +99,8 @@ def format_targets(targets: dict[str, Any]) -> list[str]:
         f"oracle - best single ({targets['best_single']}) "
         f"{_signed(targets['oracle_minus_best_single'])} OVR; shift-null gain of the best single "
         f"{_signed(targets['shift_null_gain_best_single'])}",
-        f"router - best single {_signed(targets['router_minus_best_single']['value'])} OVR "
+        f"router chosen on validation ({targets['router']}) - best single "
+        f"{_signed(targets['router_minus_best_single']['value'])} OVR "
         f"(target >= 0: {_mark(targets['router_minus_best_single'])})",
     ]
     if cheap is None:

@@ -39,9 +39,6 @@ CHUNK_CLIPS = 32  # clips per stored part (~16 MiB at 1024 frames)
 # costs seconds of start-up, the driver about 5 ms per clip.
 LOCAL_MAX_CLIPS = 256
 CLIP_COLUMNS = ["clip_id", "path", "offset_s", "duration_s"]
-# Object store a streamed fold dataset may fill ahead of its consumer (a few parts), so that
-# its peak does not grow with the pool.
-STREAM_BUFFER_BYTES = 64 * 2**20
 
 
 def stage_extractor_params(backbone: str, max_length: int) -> dict[str, Any]:
@@ -95,10 +92,11 @@ def read_parts(batch: dict[str, np.ndarray], run_root: str) -> Iterator[pa.Table
                          pa.array(list(clip_ids), pa.string()))
 
 
-def streaming_options() -> ray.data.ExecutionOptions:
+def streaming_options(buffer_bytes: float) -> ray.data.ExecutionOptions:
     """Ray Data execution options for streaming stored inputs: the session's defaults with
-    the object store use capped at :data:`STREAM_BUFFER_BYTES`."""
-    return capped_execution_options(STREAM_BUFFER_BYTES)
+    the object store use capped at ``buffer_bytes`` (``train.object_store_mib``), so that the
+    peak does not grow with the pool."""
+    return capped_execution_options(buffer_bytes)
 
 
 @dataclass(frozen=True)
@@ -179,7 +177,7 @@ class StoredInputs:
         size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         return int(np.ceil(size / max(meta.num_rows, 1)))
 
-    def dataset(self, clip_ids: Iterable[str], num_cpus: float = 0.0,
+    def dataset(self, clip_ids: Iterable[str], buffer_bytes: float, num_cpus: float = 0.0,
                 where: Mapping[str, str] | None = None) -> ray.data.Dataset:
         """A Ray dataset of the stored rows of ``clip_ids``, one row per clip.
 
@@ -187,12 +185,14 @@ class StoredInputs:
         one run: each lookup reads a column of every part).
 
         One task reads one part (only parts holding wanted clips) and keeps the wanted rows,
-        so a block is at most a part; reading stops while :data:`STREAM_BUFFER_BYTES` of
-        blocks wait for the consumer. Reads run as zero-CPU tasks by default
-        (``read_parquet`` would list files in a one-CPU task): training workers already hold
-        the CPUs, and reading is I/O. A dataset no larger than that buffer is read once into
-        the object store (``materialize``) instead of again for every epoch, since each
-        streamed pass costs seconds of start-up.
+        so a block is at most a part; reading stops while ``buffer_bytes`` of blocks wait for
+        the consumer. At most ``buffer_bytes`` / (largest block) reads run at once (at least
+        one): Ray Data sizes its budget from the blocks it has seen, so it would start every
+        read of a pass at once. Reads run as zero-CPU tasks by default (``read_parquet``
+        would list files in a one-CPU task): training workers already hold the CPUs, and
+        reading is I/O. A dataset no larger than that buffer is read once into the object
+        store (``materialize``) instead of again for every epoch, since each streamed pass
+        costs seconds of start-up.
         """
         where = self.clip_parts() if where is None else where
         by_part: dict[str, list[str]] = {}
@@ -201,15 +201,17 @@ class StoredInputs:
                 raise KeyError(f"no stored inputs for clip {clip_id} in {self.folder}")
             by_part.setdefault(where[clip_id], []).append(clip_id)
         items = [{"part": part, "clip_ids": ids} for part, ids in sorted(by_part.items())]
+        row_bytes = self.row_bytes(items[0]["part"]) if items else 0
+        largest_block = max(map(len, by_part.values()), default=0) * row_bytes
+        reads = max(1, min(len(items), int(buffer_bytes // max(largest_block, 1))))
         dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
             read_parts, batch_size=1, batch_format="numpy", num_cpus=num_cpus,
-            fn_kwargs={"run_root": self.run_root})
-        dataset.context.execution_options = streaming_options()
+            compute=ray.data.TaskPoolStrategy(size=reads), fn_kwargs={"run_root": self.run_root})
+        dataset.context.execution_options = streaming_options(buffer_bytes)
         # Read every epoch inside Train workers: a bar per pass would flood the job log, and
         # training progress is reported per epoch (serec.ray_utils.epoch_progress).
         dataset.context.enable_progress_bars = False
-        if items and sum(map(len, by_part.values())) * self.row_bytes(items[0]["part"]) \
-                <= STREAM_BUFFER_BYTES:
+        if items and sum(map(len, by_part.values())) * row_bytes <= buffer_bytes:
             return dataset.materialize()
         return dataset
 

@@ -48,6 +48,11 @@ def val_name(fold: int) -> str:
     return f"val_{fold}"
 
 
+def stream_buffer_bytes(config: TrainConfig) -> float:
+    """Bytes of stored inputs a fold dataset may hold in the object store ahead of training."""
+    return config.object_store_mib * 2**20
+
+
 def fold_datasets(shared: dict[str, Any], folds: list[int]) -> dict[str, Any]:
     """Lazy Ray datasets ``train_<k>``/``val_<k>``: the stored inputs filtered to each fold."""
     from serec.train.inputs import StoredInputs
@@ -55,11 +60,12 @@ def fold_datasets(shared: dict[str, Any], folds: list[int]) -> dict[str, Any]:
     stored = StoredInputs(**shared["inputs"])
     clip_ids = shared["pool"]["clip_id"]
     where = stored.clip_parts()
+    buffer_bytes = stream_buffer_bytes(TrainConfig.from_dict(shared["train"]))
     out = {}
     for k in folds:
         spec = shared["specs"][k]
-        out[train_name(k)] = stored.dataset(clip_ids[spec.train_idx], where=where)
-        out[val_name(k)] = stored.dataset(clip_ids[spec.val_idx], where=where)
+        out[train_name(k)] = stored.dataset(clip_ids[spec.train_idx], buffer_bytes, where=where)
+        out[val_name(k)] = stored.dataset(clip_ids[spec.val_idx], buffer_bytes, where=where)
     return out
 
 
@@ -118,7 +124,7 @@ def fit_trainer(loop_config: dict[str, Any], config: TrainConfig, storage_path: 
         train_loop_per_worker, train_loop_config=loop_config, datasets=datasets,
         dataset_config=ray.train.DataConfig(
             datasets_to_split=[name for name in datasets if name.startswith("train_")],
-            execution_options=streaming_options()),
+            execution_options=streaming_options(stream_buffer_bytes(config))),
         scaling_config=ray.train.ScalingConfig(num_workers=config.num_workers,
                                                use_gpu=config.use_gpu,
                                                resources_per_worker=resources),

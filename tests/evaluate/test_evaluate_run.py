@@ -114,8 +114,11 @@ def test_evaluate_run_end_to_end(tmp_path, ray_session):
     assert "## Ties within the metric's noise" in markdown and "shift-null gain" in markdown
     targets = metrics["targets"]  # the routing targets, from the same test results
     assert sum(targets["best_shares"].values()) == pytest.approx(1.0)
+    picked = metrics["router_choice"]["router"]
+    chosen = "router (ensemble, test)" if picked == "two_stage" else f"{picked} (ensemble, test)"
+    assert targets["router"] == chosen  # the router chosen on validation, which recommend deploys
     assert targets["router_minus_best_single"]["value"] == pytest.approx(
-        rows["router (ensemble, test)"]["mean_ovr"]
+        rows[chosen]["mean_ovr"]
         - rows[f"best single ({metrics['routing']['best_single']})"]["mean_ovr"])
     assert "## Routing targets" in markdown and "### By acoustic condition" in markdown
     assert all(r["mean_ovr"] <= rows["oracle"]["mean_ovr"] + 1e-9 for r in rows.values()

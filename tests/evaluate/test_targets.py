@@ -23,9 +23,9 @@ def _curve(points: list[tuple[float, float, float]]) -> dict:
 
 def test_targets_met_when_the_router_pays():
     labels = pd.DataFrame({"best_system": ["dfn3", "nsnet2", "wpe", "hush", "dfn3"]})
-    headline = [{"system": "oracle", "mean_ovr": 3.08}, {"system": "router", "mean_ovr": 3.01}]
-    curves = [_curve([(0.2, 2.99, 0.45), (0.5, 3.01, 0.8), (0.9, 2.95, 0.2)])]
-    t = target_figures(labels, ROUTING, headline, SINGLES, curves)
+    router = {"system": "router", "mean_ovr": 3.01}
+    curve = _curve([(0.2, 2.99, 0.45), (0.5, 3.01, 0.8), (0.9, 2.95, 0.2)])
+    t = target_figures(labels, ROUTING, router, SINGLES, curve)
     assert t["best_shares"] == {"dfn3": 0.4, "nsnet2": 0.2, "wpe": 0.2, "hush": 0.2}
     assert t["max_best_share"] == {"value": 0.4, "met": True}
     assert t["router_minus_best_single"]["value"] == pytest.approx(0.01)
@@ -36,17 +36,19 @@ def test_targets_met_when_the_router_pays():
     assert t["cheap_minus_hull"]["met"] is True
     text = "\n".join(format_targets(t))
     assert "largest share 40% (target <= 40%: met)" in text and "not met" not in text
+    assert "router chosen on validation (router) - best single +0.010" in text
 
 
 def test_targets_not_met_and_unmeasurable():
     labels = pd.DataFrame({"best_system": ["dfn3"] * 3 + ["nsnet2"]})
-    headline = [{"system": "oracle", "mean_ovr": 3.05}, {"system": "router", "mean_ovr": 2.97}]
-    t = target_figures(labels, ROUTING, headline, SINGLES, [_curve([(0.5, 3.0, 0.9)])])
+    router = {"system": "router", "mean_ovr": 2.97}
+    t = target_figures(labels, ROUTING, router, SINGLES, _curve([(0.5, 3.0, 0.9)]))
     assert t["max_best_share"]["met"] is False and t["router_minus_best_single"]["met"] is False
     assert t["cheap_point"] is None and t["cheap_minus_hull"]["met"] is None
     assert math.isnan(t["cheap_minus_best_single"]["value"])
     text = "\n".join(format_targets(t))
     assert "no router operating point at <= 50%" in text
+    assert target_figures(labels, ROUTING, router, SINGLES, None)["cheap_point"] is None
     # metrics.json gives None back as NaN (report.py's _numbers): still formats
     assert format_targets({**t, "cheap_point": math.nan,
                            "cheap_minus_hull": {"value": math.nan, "met": math.nan}})

@@ -8,13 +8,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import ray
+from ray.data.dataset import MaterializedDataset
 
 from serec.models.backbone import TINY, make_extractor
 from serec.models.inputs import read_clip, spectrograms, values_from_bytes
 from serec.train.config import TrainConfig
 from serec.train.data import stage_task
 from serec.train.inputs import (
-    STREAM_BUFFER_BYTES,
     StoredInputs,
     extractor_key,
     prepare_inputs,
@@ -23,7 +23,7 @@ from serec.train.inputs import (
 )
 from serec.train.splits import make_splits
 from serec.train.stage import trial_shared
-from serec.train.trials import fold_datasets, train_name, val_name
+from serec.train.trials import fold_datasets, stream_buffer_bytes, train_name, val_name
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -96,8 +96,16 @@ def test_ray_data_stores_the_same_inputs_and_folds_are_filters(ray_session, spli
         assert sorted(r["clip_id"] for r in train) == sorted(clip_ids[spec.train_idx])
         assert sorted(r["clip_id"] for r in val) == sorted(clip_ids[spec.val_idx])
         limits = datasets[train_name(fold)].context.execution_options.resource_limits
-        assert limits.object_store_memory == STREAM_BUFFER_BYTES  # reads stop this far ahead
-    rows = stored.dataset(clip_ids[:5]).take_all()
+        assert limits.object_store_memory == 64 * 2**20  # reads stop this far ahead
+        # folds smaller than the buffer are read once; larger ones stream every epoch
+        assert isinstance(datasets[train_name(fold)], MaterializedDataset)
+    tight = {**shared, "train": TrainConfig(max_length=64, object_store_mib=0.125).to_dict()}
+    assert stream_buffer_bytes(TrainConfig.from_dict(tight["train"])) == 0.125 * 2**20
+    streamed = fold_datasets(tight, task.folds[:1])[train_name(task.folds[0])]
+    assert not isinstance(streamed, MaterializedDataset)
+    assert streamed.context.execution_options.resource_limits.object_store_memory == 0.125 * 2**20
+    assert streamed.count() == len(shared["specs"][task.folds[0]].train_idx)
+    rows = stored.dataset(clip_ids[:5], 64 * 2**20).take_all()
     assert sorted(r["clip_id"] for r in rows) == sorted(clip_ids[:5])
     position = list(task.frame["clip_id"]).index(rows[0]["clip_id"])
     np.testing.assert_array_equal(values_from_bytes([rows[0]["values"]], 64)[0],
