@@ -33,6 +33,7 @@ from serec.runs import MODELS, REPORT, RunDir
 THRESHOLD_FILE = f"{REPORT}/threshold.json"  # the calibrated gatekeeper threshold
 ROUTER_CHOICE_FILE = f"{REPORT}/router_choice.json"  # the router chosen on validation
 TWO_STAGE = "two_stage"  # the gatekeeper -> expert router, as named in that choice
+BEST_SINGLE = "best_single"  # that choice when no router beat the best single system
 GATEKEEPER = "gatekeeper"
 EXPERT = "expert"
 FULL = "full"

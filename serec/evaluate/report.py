@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from serec.evaluate.ensemble import BEST_SINGLE
 from serec.evaluate.targets import format_targets
 
 HEADLINE_COLUMNS = (("system", "system"), ("mean_ovr", "mean OVR"), ("gap_closed", "gap closed"),
@@ -108,6 +109,14 @@ def format_headline(metrics: dict[str, Any]) -> str:
         lines.append(gap_note(routing))
     if metrics.get("targets"):
         lines += ["", "routing targets:", *(f"  {t}" for t in format_targets(metrics["targets"]))]
+    choice = metrics.get("router_choice") or {}
+    if choice.get("validation_mean_ovr"):
+        means = ", ".join(f"{k} {_na(v)}" for k, v in choice["validation_mean_ovr"].items())
+        deployed = (f"best single {choice['system']} on every clip"
+                    if choice["router"] == BEST_SINGLE else choice["router"])
+        single = _na(choice.get("best_single_validation_mean_ovr"))
+        lines.append(f"recommend deploys: {deployed} (validation mean OVR {means}; best single "
+                     f"{choice.get('best_single')} {single})")
     if metrics.get("report_path"):
         lines.append(f"report: {metrics['report_path']}")
     return "\n".join(lines)
@@ -311,9 +320,17 @@ def _cost_quality_section(metrics: dict[str, Any]) -> list[str]:
                                             *device_columns)), "",
            "![cost-quality plane](cost_quality.png)", ""]
     if choice:
-        scores = ", ".join(f"{k} {_fmt(v)}" for k, v in choice["validation_macro_f1"].items())
-        out += [f"Router for `recommend`, chosen on out-of-fold validation macro F1: "
-                f"**{choice['router']}** ({scores}).", ""]
+        f1 = choice["validation_macro_f1"]
+        scores = ", ".join(f"{k} {_fmt(v)} (macro F1 {_fmt(f1.get(k))})"
+                           for k, v in choice.get("validation_mean_ovr", {}).items())
+        deployed = (f"the best single system **{choice['system']}** for every clip (no router "
+                    f"beat it on validation)" if choice["router"] == BEST_SINGLE
+                    else f"**{choice['router']}**")
+        out += [f"Router chosen on the mean OVR of its out-of-fold validation picks on the "
+                f"training pool: **{choice.get('best_router', choice['router'])}** ({scores}; "
+                f"best single {choice.get('best_single')} "
+                f"{_fmt(choice.get('best_single_validation_mean_ovr'))}). `recommend` "
+                f"deploys {deployed}.", ""]
     for curve in cost["routers"]:
         low, high = curve["aiq_range_s"]
         out += [f"### {curve['router']}: {curve['parameter'].replace('_', ' ')} sweep", "",

@@ -4,7 +4,8 @@ The gatekeeper threshold is chosen on the out-of-fold validation predictions onl
 models on that fold's validation clips) and then applied unchanged to the held-out test set. It
 is written to ``report/threshold.json`` and into every gatekeeper card, where ``recommend``
 finds it. The best single enhancer is likewise chosen on the training pool's scores, and the
-router ``recommend`` deploys (``report/router_choice.json``) on out-of-fold validation macro F1.
+router ``recommend`` deploys (``report/router_choice.json``) on the mean OVR its out-of-fold
+validation picks reach on the training pool.
 Quality against compute (single systems, their best fixed mixture, router sweeps, AIQ) is in
 :mod:`serec.evaluate.frontier`.
 """
@@ -32,6 +33,7 @@ from serec.evaluate.analysis import (
     with_fallback,
 )
 from serec.evaluate.ensemble import (
+    BEST_SINGLE,
     BOOSTED,
     EXPERT,
     FEATURES_STAGE,
@@ -314,10 +316,15 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
         scored_run.read_pandas(SCORES, dedup_keys=["clip_id", "system"]), test_ids,
         config.candidates, passthrough, extra=list(config.enhancers))
     table.fixed_best = pool_table.best_single() if len(pool_table.clip_ids) else None
+    fallback = config.recommend.fallback
+    validation["out_of_fold_mean_ovr"] = pool_mean_ovr(
+        pool_table, oof_view.clip_ids, with_fallback(oof_view.decide(two_stage, threshold),
+                                                     fallback))
+    validation["best_single_mean_ovr"] = (float(pool_table.ovr[table.fixed_best].mean())
+                                          if table.fixed_best else float("nan"))
     pos = _clip_positions(test_ids, table.clip_ids)
     spectrogram_s = np.mean([r.test_spectrogram_s for r in results], axis=0)
     dnsmos_s = table.dnsmos_seconds[NOISY].to_numpy()
-    fallback = config.recommend.fallback
 
     inputs = {"spectrogram": spectrogram_s[pos], "cekl": cekl_s[pos], "dnsmos": dnsmos_s}
     pipeline = _PipelineParts(ens_view, two_stage, pos, fallback, (gk_cards, gk_test),
@@ -330,12 +337,11 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
 
     costs = SystemCosts.from_config(config.enhancers, sorted(passthrough),
                                     "gpu" if num_gpus else "cpu")
-    class_seconds = pool_table.mean_seconds()
     comparisons, sweeps = {}, {}
     router_names = {TWO_STAGE: ROUTER}  # router_choice's names -> headline rows and curves
     for stage, cards in extra.items():
         comparison, choice, sweep = _comparison(stage, cards, results, truth_of, test_truth, pos,
-                                                fallback, inputs, n_boot, class_seconds,
+                                                fallback, inputs, n_boot, pool_table,
                                                 accepted)
         comparisons[stage] = comparison
         sweeps[choice.name] = sweep
@@ -354,8 +360,8 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
                        routers[0], headline)
     routing["best_single_chosen_on"] = (f"training pool ({len(pool_table.clip_ids)} clips)"
                                         if table.fixed_best else "test clips (no scored pool)")
-    router_choice = choose_router(validation, comparisons)
-    chosen = router_names[router_choice["router"]]
+    router_choice = choose_router(validation, comparisons, table.fixed_best)
+    chosen = router_names[router_choice["best_router"]]
     metrics: dict[str, Any] = {
         "run": run.root, "test_run": test_run.root if test_run is not None else None,
         "folds": folds, "majority": two_stage.majority,
@@ -388,16 +394,46 @@ def run_name(run: RunDir) -> str:
     return run.root.rstrip("/").rsplit("/", 1)[-1]
 
 
-def choose_router(validation: dict[str, Any], comparisons: dict[str, Any]) -> dict[str, Any]:
-    """The router with the best out-of-fold validation macro F1 (two-stage pipeline at its
-    calibrated threshold, or a one-stage model); the test set plays no part."""
-    scores = {TWO_STAGE: float(validation["out_of_fold"]["macro_f1"])}
-    scores.update({stage: float(c["validation_oof_macro_f1"]) for stage, c in comparisons.items()
-                   if stage in RECOMMENDABLE_STAGES})
-    finite = {k: v for k, v in scores.items() if np.isfinite(v)}
+def pool_mean_ovr(pool: SystemScores, clip_ids: Sequence[str], systems: Sequence[str]) -> float:
+    """Mean OVR on the training pool of running ``systems[i]`` on ``clip_ids[i]`` (clips or
+    systems without scores are left out; NaN when none is left)."""
+    ovr = pool.ovr
+    values = [ovr.at[c, s] for c, s in zip(clip_ids, systems, strict=True)
+              if c in ovr.index and s in ovr.columns]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def choose_router(validation: dict[str, Any], comparisons: dict[str, Any],
+                  best_single: str | None = None) -> dict[str, Any]:
+    """What ``recommend`` deploys, chosen on validation only (the test set plays no part).
+
+    ``best_router``: the router whose out-of-fold validation picks reach the highest mean OVR
+    on the training pool (two-stage pipeline at its calibrated threshold, or a one-stage
+    model); macro F1 is reported beside it. ``router``: that router, or ``best_single`` (with
+    ``system``) when the best single system's mean OVR on the same pool is higher, since no
+    router then pays for itself.
+
+    Mean OVR, not macro F1: a router is worth its quality, and macro F1 weighs a rare class's
+    errors as much as the majority's, whatever they cost in OVR.
+    """
+    mean_ovr = {TWO_STAGE: float(validation["out_of_fold_mean_ovr"])}
+    mean_ovr.update({stage: float(c["validation_oof_mean_ovr"])
+                     for stage, c in comparisons.items() if stage in RECOMMENDABLE_STAGES})
+    macro = {TWO_STAGE: float(validation["out_of_fold"]["macro_f1"])}
+    macro.update({stage: float(c["validation_oof_macro_f1"]) for stage, c in comparisons.items()
+                  if stage in RECOMMENDABLE_STAGES})
+    finite = {k: v for k, v in mean_ovr.items() if np.isfinite(v)}
+    if not finite:  # no scored pool: fall back to macro F1
+        finite = {k: v for k, v in macro.items() if np.isfinite(v)}
     chosen = max(finite, key=finite.get) if finite else TWO_STAGE
-    return {"router": chosen, "validation_macro_f1": scores,
-            "chosen_on": "out-of-fold validation predictions"}
+    single_ovr = float(validation.get("best_single_mean_ovr", float("nan")))
+    deployed = (BEST_SINGLE if best_single is not None and np.isfinite(single_ovr)
+                and np.isfinite(mean_ovr[chosen]) and single_ovr > mean_ovr[chosen] else chosen)
+    return {"router": deployed, "best_router": chosen,
+            **({"system": best_single} if deployed == BEST_SINGLE else {}),
+            "validation_mean_ovr": mean_ovr, "validation_macro_f1": macro,
+            "best_single": best_single, "best_single_validation_mean_ovr": single_ovr,
+            "chosen_on": "mean OVR of out-of-fold validation picks on the training pool"}
 
 
 @dataclass
@@ -525,20 +561,21 @@ def _test_metrics(results: list[FoldResult], gk: StagePrediction, ex: StagePredi
 def _comparison(stage: str, cards: StageCards, results: list[FoldResult],
                 truth_of: dict[str, str], test_truth: np.ndarray, pos: np.ndarray,
                 fallback: str, inputs: dict[str, np.ndarray], n_boot: int,
-                system_seconds: dict[str, float],
-                accepted: list[tuple[str, ...]] | None = None,
+                pool: SystemScores, accepted: list[tuple[str, ...]] | None = None,
                 ) -> tuple[dict[str, Any], RouterChoice, tuple[Any, ...]]:
     """A one-stage model (``full``, ``features``, ``boosted``): validation per fold and out of
-    fold, the test ensemble, and its cost-weight sweep ``(weights, choices, router seconds)``
-    with class costs = the mean seconds of each class's system on the training pool."""
+    fold (macro F1, and the mean OVR of its picks on the training ``pool``), the test ensemble,
+    and its cost-weight sweep ``(weights, choices, router seconds)`` with class costs = the
+    mean seconds of each class's system on the training pool."""
     with_stage = [r for r in results if stage in r.val]
-    per_fold, oof_truth, oof_pred = [], [], []
+    per_fold, oof_ids, oof_truth, oof_pred = [], [], [], []
     for r in with_stage:
         pred = r.val[stage]
         truth = np.array([truth_of[c] for c in r.val_clip_ids], dtype=object)
         labels = np.asarray(pred.classes, dtype=object)[pred.probs[0].argmax(axis=1)]
         per_fold.append({"fold": r.fold, "n": len(truth),
                          "macro_f1": macro_f1(truth, labels, class_list(pred.classes, truth))})
+        oof_ids += list(r.val_clip_ids)
         oof_truth.append(truth)
         oof_pred.append(labels)
     oof_truth_all = np.concatenate(oof_truth) if oof_truth else np.zeros(0, dtype=object)
@@ -555,13 +592,17 @@ def _comparison(stage: str, cards: StageCards, results: list[FoldResult],
     seconds = router_seconds([(cards, model_s, np.ones(len(pos), bool))], inputs)
     choice = RouterChoice(name, with_fallback(labels[pos], fallback), seconds, report["macro_f1"])
     class_systems = with_fallback(np.asarray(test_pred.classes, dtype=object), fallback)
+    system_seconds = pool.mean_seconds()
     class_costs = np.array([system_seconds.get(str(s), 0.0) for s in class_systems])
     weights = weight_grid(class_costs)
     probs = test_pred.mean[pos]
     choices = [class_systems[cost_weighted_choice(probs, class_costs, w)] for w in weights]
     comparison = {"folds": [r.fold for r in with_stage], "validation_per_fold": per_fold,
                   "validation_macro_f1": mean_std([f["macro_f1"] for f in per_fold]),
-                  "validation_oof_macro_f1": oof_f1, "test": report}
+                  "validation_oof_macro_f1": oof_f1,
+                  "validation_oof_mean_ovr": pool_mean_ovr(
+                      pool, oof_ids, with_fallback(oof_pred_all, fallback)),
+                  "test": report}
     return comparison, choice, (weights, choices, [seconds] * len(weights))
 
 

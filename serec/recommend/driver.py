@@ -29,7 +29,12 @@ from serec.label.rule import ALL_FAILED
 from serec.label.stages import NOISY, Enhance, Score, add_decode, as_float
 from serec.ray_utils import dataset_from_frame, init_ray
 from serec.recommend.inputs import collect_inputs
-from serec.recommend.router import probability_column, resolve_threshold, router_classes
+from serec.recommend.router import (
+    deployed_system,
+    probability_column,
+    resolve_threshold,
+    router_classes,
+)
 from serec.recommend.stages import OUTPUT, Route, keep_system, name_output, write_outputs
 from serec.runs import RunDir
 
@@ -116,7 +121,8 @@ def recommend_files(run: RunDir, config: SerecConfig, inputs: list[str], out_dir
     two_stage, folds = router_classes(run)
     threshold, threshold_source = resolve_threshold(run, config)
     fallback = config.recommend.fallback
-    systems = list(dict.fromkeys(fallback if c == ALL_FAILED else c for c in two_stage.classes))
+    systems = list(dict.fromkeys([*(fallback if c == ALL_FAILED else c for c in two_stage.classes),
+                                  *filter(None, [deployed_system(run)])]))
     entries = system_entries(config, systems)
     out = RunDir.of(out_dir)
     rows: list[dict] = []

@@ -1,5 +1,6 @@
 """The deployed routers: features on the fly, gatekeeper then expert, fold ensembles; or the
-boosted features router, when ``serec evaluate`` chose it on validation (:func:`load_router`).
+boosted features router, or the best single system for every clip, when ``serec evaluate``
+chose it on validation (:func:`load_router`).
 
 The gatekeeper ensemble sees every clip; only the clips it does not give to the majority
 system reach the expert ensemble (and only they pay for inputs that just the expert uses).
@@ -21,6 +22,7 @@ import pandas as pd
 from serec.audio import TARGET_SR
 from serec.config import SerecConfig
 from serec.evaluate.ensemble import (
+    BEST_SINGLE,
     BOOSTED,
     EXPERT,
     GATEKEEPER,
@@ -261,18 +263,55 @@ class FeaturesRouter:
         return out
 
 
+class SingleSystemRouter:
+    """Every clip to one system, at no routing cost: what ``recommend`` deploys when no router
+    beat the best single system on validation."""
+
+    def __init__(self, system: str, classes: Sequence[str] = ()) -> None:
+        self.system = system
+        self._classes = list(dict.fromkeys([*classes, system]))
+
+    @property
+    def classes(self) -> list[str]:
+        """The run's labels (for the same probability columns as its routers) and ``system``."""
+        return self._classes
+
+    def route(self, audios: Sequence[np.ndarray]) -> pd.DataFrame:
+        """The decision columns of the other routers: ``system`` for every clip."""
+        n = len(audios)
+        return pd.DataFrame({"label": [self.system] * n, "system": [self.system] * n,
+                             "confidence": np.ones(n), "routed_to_expert": np.zeros(n, bool),
+                             **{probability_column(c): np.full(n, float(c == self.system))
+                                for c in self.classes},
+                             "features_s": np.zeros(n), "model_s": np.zeros(n),
+                             "router_s": np.zeros(n)})
+
+
 def chosen_router(run: RunDir) -> str:
-    """``boosted`` when ``serec evaluate`` chose it on validation (``report/router_choice.json``)
-    and its folds exist, else ``two_stage``."""
-    if run.exists(ROUTER_CHOICE_FILE) and trained_folds(run, BOOSTED):
-        return str(run.read_json(ROUTER_CHOICE_FILE).get("router", TWO_STAGE))
+    """What ``serec evaluate`` chose on validation (``report/router_choice.json``): ``boosted``
+    (when its folds exist), ``best_single``, or else ``two_stage``."""
+    if run.exists(ROUTER_CHOICE_FILE):
+        chosen = str(run.read_json(ROUTER_CHOICE_FILE).get("router", TWO_STAGE))
+        if chosen == BEST_SINGLE or (chosen == BOOSTED and trained_folds(run, BOOSTED)):
+            return chosen
     return TWO_STAGE
 
 
+def deployed_system(run: RunDir) -> str | None:
+    """The system every clip goes to when evaluate deployed the best single system, else
+    None."""
+    if chosen_router(run) != BEST_SINGLE:
+        return None
+    return str(run.read_json(ROUTER_CHOICE_FILE)["system"])
+
+
 def load_router(run: RunDir, threshold: float, fallback: str, max_seconds: float = 10.0,
-                device: str = "cpu") -> Router | FeaturesRouter:
+                device: str = "cpu") -> Router | FeaturesRouter | SingleSystemRouter:
     """The router ``serec evaluate`` chose for this run on validation (see
-    :func:`chosen_router`); both answer ``route(audios)`` with the same decision columns."""
-    if chosen_router(run) == BOOSTED:
+    :func:`chosen_router`); all answer ``route(audios)`` with the same decision columns."""
+    chosen = chosen_router(run)
+    if chosen == BEST_SINGLE:
+        return SingleSystemRouter(deployed_system(run), router_classes(run)[0].classes)
+    if chosen == BOOSTED:
         return FeaturesRouter.from_run(run, fallback, max_seconds)
     return Router.from_run(run, threshold, fallback, max_seconds, device)

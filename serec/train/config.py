@@ -55,6 +55,11 @@ class TrainConfig:
     # Learn the label's tied set (labels' tied_systems) instead of the argmax alone: AST stages
     # and the boosted router train on target distributions (see serec.train.data.soft_targets)
     soft_labels: bool = False
+    # Boosted router with soft_labels, > 0: each clip trains as one row per system class
+    # weighted by exp((its OVR - best OVR) / T), T in OVR units (e.g. 0.05, about DNSMOS's
+    # framing noise), instead of uniformly over the tied set: a pick then costs in training
+    # about what it costs in OVR. AST stages keep tied-set targets.
+    soft_temperature: float = field(default=0.0, metadata=at_least(0))
     # inverse L2 strength of the ``features`` baseline
     features_c: float = field(default=1.0, metadata=POSITIVE)
     # Object store (MiB) a streamed fold dataset may fill ahead of its consumer; a fold no

@@ -91,22 +91,35 @@ def stage_classes(stage: str, labels: pd.Series, majority: str) -> list[str]:
 
 
 def soft_targets(frame: pd.DataFrame, classes: list[str], stage: str,
-                 majority: str) -> np.ndarray:
-    """Per clip a target distribution over ``classes`` from its tied set.
+                 majority: str, temperature: float = 0.0) -> np.ndarray:
+    """Per clip a target distribution over ``classes`` from its tied set, or its OVRs.
 
     The tied set is :func:`serec.label.rule.accepted_labels` (the clip's ``tied_systems`` when
     its label is among them, else the label alone, e.g. for ``all_failed`` or a label table
     from before tied sets). The gatekeeper's target is the majority with probability 1 when
     the majority is tied (it is then a right choice), else ``other``; every other stage's is
     uniform over the tied classes it has (the label alone when it has none of them).
+
+    ``temperature`` > 0 (OVR units): every other stage's target over the system classes it has
+    is a softmax of the systems' OVRs (the label table's ``<system>_ovr``) divided by it, for
+    clips labeled with a system; an ``all_failed`` clip, or a clip with no OVR of those
+    classes, keeps the tied-set target.
     """
     tied = frame["tied_systems"] if "tied_systems" in frame else [None] * len(frame)
+    scored = [c for c in classes if f"{c}_ovr" in frame] if temperature > 0 else []
+    ovr = frame[[f"{c}_ovr" for c in scored]].to_numpy(np.float64) if scored else None
+    columns_of = [classes.index(c) for c in scored]
     out = np.zeros((len(frame), len(classes)))
     for i, (label, tied_systems) in enumerate(zip(frame["label"].astype(str), tied,
                                                   strict=True)):
         accepted = accepted_labels(label, tied_systems)
         if stage == "gatekeeper":
             out[i, classes.index(majority if majority in accepted else REST)] = 1.0
+            continue
+        if ovr is not None and label in scored and np.isfinite(ovr[i]).any():
+            logits = np.where(np.isfinite(ovr[i]), ovr[i], -np.inf)
+            weights = np.exp((logits - logits.max()) / temperature)
+            out[i, columns_of] = weights / weights.sum()
             continue
         columns = [classes.index(c) for c in accepted if c in classes] \
             or [classes.index(label)]

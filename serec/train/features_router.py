@@ -5,7 +5,8 @@ stage from the CE/KL statistics and the routing descriptors of ``features/`` (wh
 them the table holds), on the same folds as the AST stages: fold ``k`` trains on the other
 folds' pool clips and is validated on fold ``k``. Seconds per fold, so no Ray. With
 ``soft_labels`` a clip whose label is tied with other classes (its ``tied_systems``) trains as
-one row per tied class, each weighted ``1/|tied|`` (:func:`serec.train.data.soft_targets`);
+one row per tied class, each weighted ``1/|tied|`` (with ``soft_temperature``, one row per
+system class weighted by the softmax of its OVR; :func:`serec.train.data.soft_targets`);
 validation stays on the labels, tie-aware.
 """
 
@@ -54,7 +55,7 @@ def expand_soft(x: np.ndarray, soft: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def train_boosted(run: RunDir, folds: list[int] | None = None, seed: int = 0,
                   params: dict[str, Any] | None = None,
-                  soft_labels: bool = False) -> pd.DataFrame:
+                  soft_labels: bool = False, soft_temperature: float = 0.0) -> pd.DataFrame:
     """Fit and save ``models/boosted/fold_<k>/`` for every fold (default: all); returns and
     writes the per-fold validation metrics (``models/boosted/folds.parquet``)."""
     frame, columns = boosted_pool(run)
@@ -67,7 +68,9 @@ def train_boosted(run: RunDir, folds: list[int] | None = None, seed: int = 0,
     params = {**DEFAULT_PARAMS, "random_state": seed, **(params or {})}
     x = frame[columns].to_numpy(np.float64)
     y = frame["label"].map(classes.index).to_numpy(np.int64)
-    soft = soft_targets(frame, classes, BOOSTED, "") if soft_labels else None
+    tied = soft_targets(frame, classes, BOOSTED, "") if soft_labels else None
+    soft = (soft_targets(frame, classes, BOOSTED, "", soft_temperature)
+            if soft_labels and soft_temperature > 0 else tied)
     rows = []
     for fold in folds:
         train, val = (frame["fold"] != fold).to_numpy(), (frame["fold"] == fold).to_numpy()
@@ -79,11 +82,11 @@ def train_boosted(run: RunDir, folds: list[int] | None = None, seed: int = 0,
             model = BoostedTreesModel(fx, fy, len(classes), params, fw)
         seconds = time.perf_counter() - began
         pred = model.predict_proba(x[val]).argmax(axis=1)
-        truth = y[val] if soft is None else tie_resolved_indices(y[val], pred, soft[val])
+        truth = y[val] if tied is None else tie_resolved_indices(y[val], pred, tied[val])
         summary = {"fold": fold, "val_macro_f1": float(f1_score(truth, pred, average="macro",
                                                                 zero_division=0)),
                    "val_accuracy": float(accuracy_score(truth, pred)),
-                   "soft_labels": soft_labels,
+                   "soft_labels": soft_labels, "soft_temperature": soft_temperature,
                    "n_train": int(train.sum()), "n_val": int(val.sum()),
                    "train_seconds": seconds}
         card = ModelCard(stage=BOOSTED, classes=classes, kind=KIND_BOOSTED, fold=fold,

@@ -39,6 +39,9 @@ CHUNK_CLIPS = 32  # clips per stored part (~16 MiB at 1024 frames)
 # costs seconds of start-up, the driver about 5 ms per clip.
 LOCAL_MAX_CLIPS = 256
 CLIP_COLUMNS = ["clip_id", "path", "offset_s", "duration_s"]
+# A streamed dataset's blocks are at most 1/BLOCKS_PER_BUFFER of its read-ahead cap, so that
+# the cap holds a few of them even when one stored part is larger than the cap.
+BLOCKS_PER_BUFFER = 4
 
 
 def stage_extractor_params(backbone: str, max_length: int) -> dict[str, Any]:
@@ -184,15 +187,17 @@ class StoredInputs:
         ``where`` is :meth:`clip_parts` when the caller already has it (several datasets of
         one run: each lookup reads a column of every part).
 
-        One task reads one part (only parts holding wanted clips) and keeps the wanted rows,
-        so a block is at most a part; reading stops while ``buffer_bytes`` of blocks wait for
-        the consumer. At most ``buffer_bytes`` / (largest block) reads run at once (at least
-        one): Ray Data sizes its budget from the blocks it has seen, so it would start every
-        read of a pass at once. Reads run as zero-CPU tasks by default (``read_parquet``
-        would list files in a one-CPU task): training workers already hold the CPUs, and
-        reading is I/O. A dataset no larger than that buffer is read once into the object
-        store (``materialize``) instead of again for every epoch, since each streamed pass
-        costs seconds of start-up.
+        One task reads one part (only parts holding wanted clips) and keeps at most
+        ``buffer_bytes / BLOCKS_PER_BUFFER`` of its wanted rows (one row at least), one block
+        per task, so that Ray Data's launch gating sees small steps (a part larger than that
+        is read by several tasks, each keeping its own rows); reading
+        stops while ``buffer_bytes`` of blocks wait for the consumer. At most ``buffer_bytes`` /
+        (largest block) reads run at once (at least one): Ray Data sizes its budget from the
+        blocks it has seen, so it would start every read of a pass at once. Reads run as
+        zero-CPU tasks by default (``read_parquet`` would list files in a one-CPU task):
+        training workers already hold the CPUs, and reading is I/O. A dataset no larger than
+        that buffer is read once into the object store (``materialize``) instead of again for
+        every epoch, since each streamed pass costs seconds of start-up.
         """
         where = self.clip_parts() if where is None else where
         by_part: dict[str, list[str]] = {}
@@ -200,9 +205,11 @@ class StoredInputs:
             if clip_id not in where:
                 raise KeyError(f"no stored inputs for clip {clip_id} in {self.folder}")
             by_part.setdefault(where[clip_id], []).append(clip_id)
-        items = [{"part": part, "clip_ids": ids} for part, ids in sorted(by_part.items())]
-        row_bytes = self.row_bytes(items[0]["part"]) if items else 0
-        largest_block = max(map(len, by_part.values()), default=0) * row_bytes
+        row_bytes = self.row_bytes(next(iter(by_part))) if by_part else 0
+        block_rows = max(1, int(buffer_bytes // (BLOCKS_PER_BUFFER * max(row_bytes, 1))))
+        items = [{"part": part, "clip_ids": ids[i:i + block_rows]}
+                 for part, ids in sorted(by_part.items()) for i in range(0, len(ids), block_rows)]
+        largest_block = max((len(item["clip_ids"]) for item in items), default=0) * row_bytes
         reads = max(1, min(len(items), int(buffer_bytes // max(largest_block, 1))))
         dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
             read_parts, batch_size=1, batch_format="numpy", num_cpus=num_cpus,

@@ -16,7 +16,8 @@ from serec.cli import main
 from serec.evaluate import evaluate_run, format_headline
 from serec.evaluate.ensemble import TwoStage
 from serec.evaluate.metrics import calibrate_threshold
-from serec.evaluate.run import json_safe
+from serec.evaluate.routing import SystemScores
+from serec.evaluate.run import choose_router, json_safe, pool_mean_ovr
 from serec.label.rule import ALL_FAILED
 from serec.runs import LABELS, RunDir
 from serec.train.features_router import train_boosted
@@ -96,8 +97,14 @@ def test_evaluate_run_end_to_end(tmp_path, ray_session):
     assert spent[-1] <= spent[0] + 1e-9 and boosted["points"][0]["cost_weight"] == 0.0
     choice = json.loads((report / "router_choice.json").read_text())
     assert choice == metrics["router_choice"]
-    assert choice["router"] in ("two_stage", "boosted")
+    assert choice["best_router"] in ("two_stage", "boosted")
     assert set(choice["validation_macro_f1"]) == {"two_stage", "boosted"}
+    picked_ovr = choice["validation_mean_ovr"]
+    assert set(picked_ovr) == {"two_stage", "boosted"}
+    assert picked_ovr[choice["best_router"]] == max(picked_ovr.values())
+    single_ovr = choice["best_single_validation_mean_ovr"]
+    assert choice["router"] == ("best_single" if single_ovr > max(picked_ovr.values())
+                                else choice["best_router"])
     assert "## Cost and quality" in (report / "report.md").read_text()
     # metric noise: tie-aware scores beside the strict ones, the best single's shift-null gain
     ties = metrics["tie_aware"]
@@ -114,7 +121,7 @@ def test_evaluate_run_end_to_end(tmp_path, ray_session):
     assert "## Ties within the metric's noise" in markdown and "shift-null gain" in markdown
     targets = metrics["targets"]  # the routing targets, from the same test results
     assert sum(targets["best_shares"].values()) == pytest.approx(1.0)
-    picked = metrics["router_choice"]["router"]
+    picked = metrics["router_choice"]["best_router"]
     chosen = "router (ensemble, test)" if picked == "two_stage" else f"{picked} (ensemble, test)"
     assert targets["router"] == chosen  # the router chosen on validation, which recommend deploys
     assert targets["router_minus_best_single"]["value"] == pytest.approx(
@@ -213,3 +220,33 @@ def test_a_test_set_that_never_reaches_the_expert(tmp_path, ray_session):
     text = (Path(run.root) / "report" / "report.md").read_text()
     section = text[text.index("### Expert"):text.index("### Where the errors")]
     assert "No clips in this group." in section
+
+
+def test_router_chosen_on_validation_mean_ovr_not_macro_f1():
+    scores = pd.DataFrame({"clip_id": ["a", "a", "a", "b", "b", "b"],
+                           "system": ["noisy", "x", "y"] * 2,
+                           "ovr": [2.0, 3.0, 2.9, 2.0, 2.5, 3.5],
+                           "seconds": [0.0, 1.0, 1.0] * 2, "dnsmos_seconds": [0.1] * 6})
+    pool = SystemScores.from_scores(scores, ["a", "b"], ["x", "y"])
+    assert pool_mean_ovr(pool, ["a", "b"], ["x", "y"]) == pytest.approx(3.25)
+    assert pool_mean_ovr(pool, ["b", "zzz"], ["x", "x"]) == pytest.approx(2.5)  # unscored: out
+    assert np.isnan(pool_mean_ovr(pool, [], []))
+    # two-stage has the higher macro F1, boosted the higher quality: quality wins
+    validation = {"out_of_fold": {"macro_f1": 0.4}, "out_of_fold_mean_ovr": 2.9,
+                  "best_single_mean_ovr": 2.95}
+    comparisons = {"boosted": {"validation_oof_macro_f1": 0.2, "validation_oof_mean_ovr": 3.0}}
+    choice = choose_router(validation, comparisons)
+    assert choice["router"] == choice["best_router"] == "boosted"
+    assert choice["validation_macro_f1"] == {"two_stage": 0.4, "boosted": 0.2}
+    assert choice["best_single_validation_mean_ovr"] == 2.95
+    # a best single system that beats every router on validation is what recommend deploys
+    validation["best_single_mean_ovr"] = 3.05
+    choice = choose_router(validation, comparisons, "wpe_dfn3")
+    assert (choice["router"], choice["system"], choice["best_router"]) == (
+        "best_single", "wpe_dfn3", "boosted")
+    assert choose_router(validation, comparisons)["router"] == "boosted"  # no best single known
+    validation["best_single_mean_ovr"] = 2.95
+    # without a scored pool, macro F1 decides
+    validation["out_of_fold_mean_ovr"] = float("nan")
+    comparisons["boosted"]["validation_oof_mean_ovr"] = float("nan")
+    assert choose_router(validation, comparisons)["router"] == "two_stage"

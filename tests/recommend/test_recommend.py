@@ -12,6 +12,7 @@ import soundfile as sf
 
 from serec.audio import resample
 from serec.enhancers.registry import build_enhancer
+from serec.evaluate.ensemble import ROUTER_CHOICE_FILE
 from serec.label.stages import decode_clip, to_bytes
 from serec.recommend import format_recommend_summary, recommend_files
 from serec.recommend.driver import (
@@ -94,6 +95,12 @@ def test_recommend_files_end_to_end(tmp_path, ray_session):
                                         ("silent.wav", "silent")]
     summary = format_recommend_summary(decisions)
     assert "4 clips enhanced, 3 rejected" in summary and "passthrough" in summary
+
+    # evaluate found no router better than the best single system: it runs on every clip
+    run.write_json(ROUTER_CHOICE_FILE, {"router": "best_single", "system": "gate"})
+    single = recommend_files(run, config, [str(first.parent)], str(tmp_path / "single"))
+    assert len(single) == 4 and set(single["system"]) == {"gate"}
+    assert (single["router_s"] == 0).all() and single["output"].notna().all()
 
 
 def test_an_enhancer_stage_only_receives_its_clips(ray_session):

@@ -11,7 +11,9 @@ from serec.evaluate.ensemble import ROUTER_CHOICE_FILE, THRESHOLD_FILE
 from serec.recommend.router import (
     FeaturesRouter,
     Router,
+    SingleSystemRouter,
     chosen_router,
+    deployed_system,
     load_router,
     resolve_threshold,
 )
@@ -98,3 +100,12 @@ def test_features_router_routes_and_trades_quality_for_compute(tmp_path):
     thrifty = FeaturesRouter.from_run(run, "passthrough", cost_weight=1e4)
     assert (thrifty.route(_clips())["system"] == "passthrough").all()
     assert len(router.route([])) == 0
+    # no router beat the best single system on validation: every clip goes to it, for free
+    run.write_json(ROUTER_CHOICE_FILE, {"router": "best_single", "system": "gate"})
+    single = load_router(run, 0.5, "passthrough")
+    assert isinstance(single, SingleSystemRouter) and deployed_system(run) == "gate"
+    out = single.route(_clips())
+    assert list(out["system"]) == ["gate"] * 4 and (out["router_s"] == 0).all()
+    assert set(single.classes) >= {"rnnoise", "gate", "all_failed"}
+    np.testing.assert_allclose(out[[f"p_{c}" for c in single.classes]].sum(axis=1), 1.0)
+    assert set(out.columns) == set(router.route(_clips()).columns)

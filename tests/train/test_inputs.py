@@ -105,6 +105,9 @@ def test_ray_data_stores_the_same_inputs_and_folds_are_filters(ray_session, spli
     assert not isinstance(streamed, MaterializedDataset)
     assert streamed.context.execution_options.resource_limits.object_store_memory == 0.125 * 2**20
     assert streamed.count() == len(shared["specs"][task.folds[0]].train_idx)
+    # blocks of at most a quarter of the cap (one 32 KiB row here), though a part holds 8 rows
+    assert stored.row_bytes(stored.parts()[0]) * 4 > 0.125 * 2**20
+    assert streamed.materialize().num_blocks() == streamed.count()
     rows = stored.dataset(clip_ids[:5], 64 * 2**20).take_all()
     assert sorted(r["clip_id"] for r in rows) == sorted(clip_ids[:5])
     position = list(task.frame["clip_id"]).index(rows[0]["clip_id"])

@@ -42,6 +42,45 @@ def test_soft_targets_of_each_stage():
     assert (no_column.max(axis=1) == 1).all()  # old label tables: hard labels
 
 
+def test_temperature_targets_follow_the_ovr_gaps():
+    frame = FRAME.assign(a_ovr=[3.0, 2.0, 2.5, 1.5, 3.0, 3.0],
+                         b_ovr=[3.0, 2.1, 2.5, 1.0, 2.9, 2.0],
+                         c_ovr=[2.0, 2.0, 3.0, 1.0, np.nan, 2.0])
+    classes = ["a", "all_failed", "b", "c"]
+    soft = soft_targets(frame, classes, "full", "a", temperature=0.1)
+    np.testing.assert_allclose(soft.sum(axis=1), 1.0)
+    assert soft[0, 0] == pytest.approx(soft[0, 2]) and soft[0, 3] < 1e-4  # 1 OVR worse: ~0
+    assert soft[1, 2] / soft[1, 0] == pytest.approx(np.e)  # 0.1 OVR = one temperature
+    np.testing.assert_allclose(soft[3], [0, 1, 0, 0])  # all_failed keeps its hard label
+    assert soft[4, 3] == 0.0 and soft[4, 0] / soft[4, 2] == pytest.approx(np.e)  # NaN OVR: 0
+    # temperature 0: the tied sets, as before
+    np.testing.assert_allclose(soft_targets(frame, classes, "full", "a"),
+                               soft_targets(FRAME, classes, "full", "a"))
+
+
+def test_boosted_router_with_a_temperature_validates_on_tied_sets(tmp_path):
+    run = build_tiny_run(tmp_path, stages=())
+    table = train_boosted(run, soft_labels=True, soft_temperature=0.05)
+    assert (table["soft_temperature"] == 0.05).all()
+    pool, columns = boosted_pool(run)
+    classes = sorted(pool["label"].unique())
+    systems = [c for c in classes if f"{c}_ovr" in pool]
+    failed = (pool["label"] == "all_failed").to_numpy()
+    tied = soft_targets(pool, classes, "boosted", "")
+    y = pool["label"].map(classes.index).to_numpy()
+    accuracy = dict(zip(table["fold"], table["val_accuracy"], strict=True))
+    for member in StageEnsemble.load(run, "boosted").members:
+        train = (pool["fold"] != member.fold).to_numpy()
+        # a row per (clip, system class) for system labels, the hard label for all_failed
+        assert len(member.model.tensors()["y"]) == (
+            (train & ~failed).sum() * len(systems) + (train & failed).sum())
+        # validation resolves ties with the tied sets, not with every class of positive weight
+        val = ~train
+        pred = member.model.predict_proba(pool[columns].to_numpy(np.float64)[val]).argmax(1)
+        truth = np.where(tied[val][np.arange(val.sum()), pred] > 0, pred, y[val])
+        assert accuracy[member.fold] == pytest.approx(float(np.mean(pred == truth)))
+
+
 def test_class_weights_from_soft_counts_and_tie_aware_validation():
     soft = np.array([[0.5, 0.5, 0], [1, 0, 0], [1, 0, 0], [0, 0, 1]])
     weights = balanced_class_weights(soft, 3)  # counts 2.5, 0.5, 1
