@@ -360,7 +360,8 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
                        routers[0], headline)
     routing["best_single_chosen_on"] = (f"training pool ({len(pool_table.clip_ids)} clips)"
                                         if table.fixed_best else "test clips (no scored pool)")
-    router_choice = choose_router(validation, comparisons, table.fixed_best)
+    router_choice = choose_router(validation, comparisons, table.fixed_best,
+                                  config.label.cheapest_within or 0.0)
     chosen = router_names[router_choice["best_router"]]
     metrics: dict[str, Any] = {
         "run": run.root, "test_run": test_run.root if test_run is not None else None,
@@ -404,14 +405,15 @@ def pool_mean_ovr(pool: SystemScores, clip_ids: Sequence[str], systems: Sequence
 
 
 def choose_router(validation: dict[str, Any], comparisons: dict[str, Any],
-                  best_single: str | None = None) -> dict[str, Any]:
+                  best_single: str | None = None, tolerance: float = 0.0) -> dict[str, Any]:
     """What ``recommend`` deploys, chosen on validation only (the test set plays no part).
 
     ``best_router``: the router whose out-of-fold validation picks reach the highest mean OVR
     on the training pool (two-stage pipeline at its calibrated threshold, or a one-stage
     model); macro F1 is reported beside it. ``router``: that router, or ``best_single`` (with
-    ``system``) when the best single system's mean OVR on the same pool is higher, since no
-    router then pays for itself.
+    ``system``) when the best single system's mean OVR on the same pool is higher by more than
+    ``tolerance`` (the cost-aware objective's δ: within it, the router's cheaper picks are as
+    good), since no router then pays for itself.
 
     Mean OVR, not macro F1: a router is worth its quality, and macro F1 weighs a rare class's
     errors as much as the majority's, whatever they cost in OVR.
@@ -428,11 +430,13 @@ def choose_router(validation: dict[str, Any], comparisons: dict[str, Any],
     chosen = max(finite, key=finite.get) if finite else TWO_STAGE
     single_ovr = float(validation.get("best_single_mean_ovr", float("nan")))
     deployed = (BEST_SINGLE if best_single is not None and np.isfinite(single_ovr)
-                and np.isfinite(mean_ovr[chosen]) and single_ovr > mean_ovr[chosen] else chosen)
+                and np.isfinite(mean_ovr[chosen]) and single_ovr - tolerance > mean_ovr[chosen]
+                else chosen)
     return {"router": deployed, "best_router": chosen,
             **({"system": best_single} if deployed == BEST_SINGLE else {}),
             "validation_mean_ovr": mean_ovr, "validation_macro_f1": macro,
             "best_single": best_single, "best_single_validation_mean_ovr": single_ovr,
+            "tolerance": tolerance,
             "chosen_on": "mean OVR of out-of-fold validation picks on the training pool"}
 
 
