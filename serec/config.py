@@ -89,6 +89,10 @@ class LabelConfig:
     # Cap on the label plan's blocks in the object store, MiB (Ray Data then holds back the
     # decode and enhancer stages); None: Ray Data's default share of the object store.
     object_store_mib: float | None = field(default=None, metadata=at_least(0, strict=True))
+    # Seconds each actor pool of the label plan (enhancers, DNSMOS) waits for its min_actors
+    # before work starts (then fails); None: start with the first ready actor. Without it the
+    # first actor of a pool can take every batch of a short job before the others are up.
+    wait_for_actors_s: int | None = field(default=None, metadata=at_least(1))
 
     def check(self, key: str) -> None:
         if self.min_seconds > self.max_seconds:

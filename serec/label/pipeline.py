@@ -117,6 +117,8 @@ def build_dataset(run: RunDir, todo: dict[str, pd.DataFrame], config: SerecConfi
     if config.label.object_store_mib is not None:
         ds.context.execution_options = capped_execution_options(
             config.label.object_store_mib * 2**20)
+    if config.label.wait_for_actors_s is not None:
+        ds.context.wait_for_min_actors_s = config.label.wait_for_actors_s
     return ds
 
 

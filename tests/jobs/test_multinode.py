@@ -199,7 +199,10 @@ def test_pipeline_job_on_s3_spreads_every_kind_of_work(tmp_path, s3_server, s3_b
                 **pool, "custom_resources": {"node_b": 1}}},
         },
         "label": {"candidates": ["rnnoise", "gate"], "rows_per_part": 8,
-                  "decode": {"num_cpus": 0.25, "batch_size": 2}},
+                  "decode": {"num_cpus": 0.25, "batch_size": 2},
+                  # both DNSMOS actors up before scoring: on a loaded machine one actor took
+                  # every batch of this short job before the other was up (seen in CI)
+                  "wait_for_actors_s": 600},
         # one DNSMOS slot per node and two actors: one actor on each node
         "dnsmos": {"num_cpus": 0.25, "batch_size": 2, "min_actors": 2, "max_actors": 2,
                    "custom_resources": {"dnsmos_slot": 1}},

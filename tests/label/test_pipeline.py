@@ -63,8 +63,8 @@ def make_clips(folder: Path, good: int = GOOD_CLIPS) -> int:
 
 
 def write_config(path: Path, rows_per_part: int = 64, faulty: bool = True,
-                 shifts_ms: tuple[float, ...] = (), object_store_mib: float | None = None
-                 ) -> Path:
+                 shifts_ms: tuple[float, ...] = (), object_store_mib: float | None = None,
+                 wait_for_actors_s: int | None = None) -> Path:
     enhancers = {
         "spectral_gate": {"kind": "spectral_gate",
                           "resources": {"num_cpus": 0.25, "batch_size": 2}},
@@ -78,7 +78,7 @@ def write_config(path: Path, rows_per_part: int = 64, faulty: bool = True,
         "enhancers": enhancers,
         "label": {"rows_per_part": rows_per_part, "decode": {"num_cpus": 0.2, "batch_size": 2},
                   "framings": {"shifts_ms": list(shifts_ms)},
-                  "object_store_mib": object_store_mib},
+                  "object_store_mib": object_store_mib, "wait_for_actors_s": wait_for_actors_s},
         "dnsmos": {"num_cpus": 0.25, "batch_size": 4},
     }
     path.write_text(yaml.safe_dump(config))
@@ -94,13 +94,15 @@ def test_bad_files_and_failing_enhancer(tmp_path, ray_session):
     bad = make_clips(tmp_path / "clips")
     run = RunDir.of(tmp_path / "run")
     import_recordings(run, [str(tmp_path / "clips")])
-    # 2 framings; an object-store cap of a few blocks still lets every stage run
+    # 2 framings; an object-store cap of a few blocks still lets every stage run; every actor
+    # pool waits for its minimum of actors before work starts
     config = load_config(write_config(tmp_path / "c.yaml", shifts_ms=(5.0,),
-                                      object_store_mib=0.5))
+                                      object_store_mib=0.5, wait_for_actors_s=300))
     dataset = build_dataset(run, pending_pairs(run, read_manifest(run), ["noisy"]), config,
                             save_audio=False)
     limits = dataset.context.execution_options.resource_limits
     assert limits.object_store_memory == round(0.5 * 2**20)
+    assert dataset.context.wait_for_min_actors_s == 300
     stderr = io.StringIO()  # no terminal: plain progress lines (never closed: Ray logs here too)
     with contextlib.redirect_stderr(stderr):
         summary = run_label(run, config)
