@@ -398,10 +398,9 @@ def run_name(run: RunDir) -> str:
 def pool_mean_ovr(pool: SystemScores, clip_ids: Sequence[str], systems: Sequence[str]) -> float:
     """Mean OVR on the training pool of running ``systems[i]`` on ``clip_ids[i]`` (clips or
     systems without scores are left out; NaN when none is left)."""
-    ovr = pool.ovr
-    values = [ovr.at[c, s] for c, s in zip(clip_ids, systems, strict=True)
-              if c in ovr.index and s in ovr.columns]
-    return float(np.mean(values)) if values else float("nan")
+    picks = dict(zip(clip_ids, systems, strict=True))
+    ovr, _ = pool.lookup([picks.get(c, "") for c in pool.clip_ids])
+    return float(np.nanmean(ovr)) if np.isfinite(ovr).any() else float("nan")
 
 
 def choose_router(validation: dict[str, Any], comparisons: dict[str, Any],
@@ -418,12 +417,11 @@ def choose_router(validation: dict[str, Any], comparisons: dict[str, Any],
     Mean OVR, not macro F1: a router is worth its quality, and macro F1 weighs a rare class's
     errors as much as the majority's, whatever they cost in OVR.
     """
-    mean_ovr = {TWO_STAGE: float(validation["out_of_fold_mean_ovr"])}
-    mean_ovr.update({stage: float(c["validation_oof_mean_ovr"])
-                     for stage, c in comparisons.items() if stage in RECOMMENDABLE_STAGES})
-    macro = {TWO_STAGE: float(validation["out_of_fold"]["macro_f1"])}
-    macro.update({stage: float(c["validation_oof_macro_f1"]) for stage, c in comparisons.items()
-                  if stage in RECOMMENDABLE_STAGES})
+    stages = [s for s in comparisons if s in RECOMMENDABLE_STAGES]
+    mean_ovr = {TWO_STAGE: float(validation["out_of_fold_mean_ovr"]),
+                **{s: float(comparisons[s]["validation_oof_mean_ovr"]) for s in stages}}
+    macro = {TWO_STAGE: float(validation["out_of_fold"]["macro_f1"]),
+             **{s: float(comparisons[s]["validation_oof_macro_f1"]) for s in stages}}
     finite = {k: v for k, v in mean_ovr.items() if np.isfinite(v)}
     if not finite:  # no scored pool: fall back to macro F1
         finite = {k: v for k, v in macro.items() if np.isfinite(v)}

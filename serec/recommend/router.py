@@ -287,31 +287,38 @@ class SingleSystemRouter:
                              "router_s": np.zeros(n)})
 
 
-def chosen_router(run: RunDir) -> str:
-    """What ``serec evaluate`` chose on validation (``report/router_choice.json``): ``boosted``
-    (when its folds exist), ``best_single``, or else ``two_stage``."""
+def deployment(run: RunDir) -> tuple[str, str | None]:
+    """What ``serec evaluate`` chose on validation (``report/router_choice.json``, read once):
+    ``(boosted, None)`` when its folds exist, ``(best_single, system)``, or else
+    ``(two_stage, None)``."""
     if run.exists(ROUTER_CHOICE_FILE):
-        chosen = str(run.read_json(ROUTER_CHOICE_FILE).get("router", TWO_STAGE))
-        if chosen == BEST_SINGLE or (chosen == BOOSTED and trained_folds(run, BOOSTED)):
-            return chosen
-    return TWO_STAGE
+        choice = run.read_json(ROUTER_CHOICE_FILE)
+        chosen = str(choice.get("router", TWO_STAGE))
+        if chosen == BEST_SINGLE:
+            return chosen, str(choice["system"])
+        if chosen == BOOSTED and trained_folds(run, BOOSTED):
+            return chosen, None
+    return TWO_STAGE, None
+
+
+def chosen_router(run: RunDir) -> str:
+    """``boosted``, ``best_single`` or ``two_stage``: see :func:`deployment`."""
+    return deployment(run)[0]
 
 
 def deployed_system(run: RunDir) -> str | None:
     """The system every clip goes to when evaluate deployed the best single system, else
     None."""
-    if chosen_router(run) != BEST_SINGLE:
-        return None
-    return str(run.read_json(ROUTER_CHOICE_FILE)["system"])
+    return deployment(run)[1]
 
 
 def load_router(run: RunDir, threshold: float, fallback: str, max_seconds: float = 10.0,
                 device: str = "cpu") -> Router | FeaturesRouter | SingleSystemRouter:
     """The router ``serec evaluate`` chose for this run on validation (see
-    :func:`chosen_router`); all answer ``route(audios)`` with the same decision columns."""
-    chosen = chosen_router(run)
-    if chosen == BEST_SINGLE:
-        return SingleSystemRouter(deployed_system(run), router_classes(run)[0].classes)
+    :func:`deployment`); all answer ``route(audios)`` with the same decision columns."""
+    chosen, system = deployment(run)
+    if system is not None:
+        return SingleSystemRouter(system, router_classes(run)[0].classes)
     if chosen == BOOSTED:
         return FeaturesRouter.from_run(run, fallback, max_seconds)
     return Router.from_run(run, threshold, fallback, max_seconds, device)

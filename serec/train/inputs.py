@@ -95,13 +95,6 @@ def read_parts(batch: dict[str, np.ndarray], run_root: str) -> Iterator[pa.Table
                          pa.array(list(clip_ids), pa.string()))
 
 
-def streaming_options(buffer_bytes: float) -> ray.data.ExecutionOptions:
-    """Ray Data execution options for streaming stored inputs: the session's defaults with
-    the object store use capped at ``buffer_bytes`` (``train.object_store_mib``), so that the
-    peak does not grow with the pool."""
-    return capped_execution_options(buffer_bytes)
-
-
 @dataclass(frozen=True)
 class StoredInputs:
     """The ``inputs/<key>/`` parts of one run for one extractor setting (picklable handle)."""
@@ -190,10 +183,10 @@ class StoredInputs:
         One task reads one part (only parts holding wanted clips) and keeps at most
         ``buffer_bytes / BLOCKS_PER_BUFFER`` of its wanted rows (one row at least), one block
         per task, so that Ray Data's launch gating sees small steps (a part larger than that
-        is read by several tasks, each keeping its own rows); reading
-        stops while ``buffer_bytes`` of blocks wait for the consumer. At most ``buffer_bytes`` /
-        (largest block) reads run at once (at least one): Ray Data sizes its budget from the
-        blocks it has seen, so it would start every read of a pass at once. Reads run as
+        is read by several tasks, each keeping its own rows); reading stops while
+        ``buffer_bytes`` of blocks wait for the consumer. At most ``buffer_bytes`` / (largest
+        block) reads run at once (at least one): Ray Data sizes its budget from the blocks it
+        has seen, so it would start every read of a pass at once. Reads run as
         zero-CPU tasks by default (``read_parquet`` would list files in a one-CPU task):
         training workers already hold the CPUs, and reading is I/O. A dataset no larger than
         that buffer is read once into the object store (``materialize``) instead of again for
@@ -214,7 +207,7 @@ class StoredInputs:
         dataset = ray.data.from_items(items, override_num_blocks=max(1, len(items))).map_batches(
             read_parts, batch_size=1, batch_format="numpy", num_cpus=num_cpus,
             compute=ray.data.TaskPoolStrategy(size=reads), fn_kwargs={"run_root": self.run_root})
-        dataset.context.execution_options = streaming_options(buffer_bytes)
+        dataset.context.execution_options = capped_execution_options(buffer_bytes)
         # Read every epoch inside Train workers: a bar per pass would flood the job log, and
         # training progress is reported per epoch (serec.ray_utils.epoch_progress).
         dataset.context.enable_progress_bars = False

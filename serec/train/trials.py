@@ -115,7 +115,7 @@ def fit_trainer(loop_config: dict[str, Any], config: TrainConfig, storage_path: 
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from serec.train.inputs import streaming_options
+    from serec.ray_utils import capped_execution_options
 
     resources: dict[str, float] = {"CPU": config.cpus_per_worker}
     if config.use_gpu:
@@ -124,7 +124,7 @@ def fit_trainer(loop_config: dict[str, Any], config: TrainConfig, storage_path: 
         train_loop_per_worker, train_loop_config=loop_config, datasets=datasets,
         dataset_config=ray.train.DataConfig(
             datasets_to_split=[name for name in datasets if name.startswith("train_")],
-            execution_options=streaming_options(stream_buffer_bytes(config))),
+            execution_options=capped_execution_options(stream_buffer_bytes(config))),
         scaling_config=ray.train.ScalingConfig(num_workers=config.num_workers,
                                                use_gpu=config.use_gpu,
                                                resources_per_worker=resources),
