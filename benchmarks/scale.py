@@ -17,10 +17,13 @@ Below Ray Data's object-store budget (a share of the node's store) the label pla
 the backlog in front of the DNSMOS pool, so it grows with N until that budget;
 ``--label-store-mib`` sets ``label.object_store_mib`` so that the bound shows at small N.
 Training streams folds larger than ``train.object_store_mib`` (64 MiB) and materializes
-smaller ones, so at small N its peak follows the data; ``--train-store-mib`` lowers that cap.
+smaller ones; a stream's peak is that cap plus what its consumer holds (the local shuffle
+buffer and a prefetched batch), so it follows the data until every fold outgrows that ceiling
+and is flat after: ``--train-store-mib 4`` lowers the cap, and ``--n 128`` starts past it.
 
     PYTHONPATH=. python benchmarks/scale.py [--n 16] [--factor 4] [--parts label train]
                                             [--label-store-mib 8] [--train-store-mib 4]
+    PYTHONPATH=. python benchmarks/scale.py --n 128 --parts train --train-store-mib 4
 """
 
 from __future__ import annotations

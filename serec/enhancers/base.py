@@ -58,6 +58,15 @@ class Enhancer(abc.ABC):
     kind: ClassVar[str] = ""
     native_sr: ClassVar[int] = TARGET_SR
     default_params: ClassVar[Mapping[str, Any]] = {}
+    # An identity enhancer returns its input unchanged, so labeling scores its output as the
+    # noisy clip's (one DNSMOS pass, no pool of its own). Read with :meth:`is_identity`: a
+    # subclass that changes the audio must not inherit the flag.
+    identity: ClassVar[bool] = False
+
+    @classmethod
+    def is_identity(cls) -> bool:
+        """Whether this class itself (not a base class) declares ``identity = True``."""
+        return bool(vars(cls).get("identity", False))
 
     def __init__(self, name: str, resources: Resources | None = None,
                  **params: Any) -> None:

@@ -12,6 +12,8 @@ from serec.enhancers.registry import register_enhancer
 class Passthrough(Enhancer):
     """Identity; lets the router choose to leave a clip alone."""
 
+    identity = True
+
     def warm_up(self) -> None:
         """Nothing to warm up."""
 

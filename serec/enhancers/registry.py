@@ -127,6 +127,11 @@ class EnhancerSpec:
     def native_sr(self) -> int:
         return self.enhancer_class.native_sr
 
+    @property
+    def identity(self) -> bool:
+        """The output is the input (see :meth:`Enhancer.is_identity`)."""
+        return self.enhancer_class.is_identity()
+
     def build(self) -> Enhancer:
         """Instantiate (loads models and warms up; do this once per actor)."""
         return self.enhancer_class(self.name, self.resources, **self.params)

@@ -112,15 +112,22 @@ def format_headline(metrics: dict[str, Any]) -> str:
     choice = metrics.get("router_choice") or {}
     if choice.get("validation_mean_ovr"):
         means = ", ".join(f"{k} {_na(v)}" for k, v in choice["validation_mean_ovr"].items())
-        deployed = (f"best single {choice['system']} on every clip"
-                    if choice["router"] == BEST_SINGLE else choice["router"])
         single = _na(choice.get("best_single_validation_mean_ovr"))
-        lines.append(f"recommend deploys: {deployed} (validation mean OVR {means}; best single "
-                     f"{choice.get('best_single')} {single})")
+        lines.append(f"recommend deploys: {deployment_phrase(choice)} (validation mean OVR "
+                     f"{means}; best single {choice.get('best_single')} {single})")
     if metrics.get("report_path"):
         lines.append(f"report: {metrics['report_path']}")
     return "\n".join(lines)
 
+
+
+def deployment_phrase(choice: dict[str, Any], emphasis: str = "") -> str:
+    """What ``recommend`` deploys after ``choice`` (``router_choice.json``), names wrapped in
+    ``emphasis`` (``**`` in Markdown)."""
+    if choice["router"] == BEST_SINGLE:
+        return (f"the best single system {emphasis}{choice['system']}{emphasis} on every clip "
+                f"(no router beat it on validation)")
+    return f"{emphasis}{choice['router']}{emphasis}"
 
 def _class_table(report: dict[str, Any]) -> str:
     if not report.get("n"):
@@ -323,14 +330,11 @@ def _cost_quality_section(metrics: dict[str, Any]) -> list[str]:
         f1 = choice["validation_macro_f1"]
         scores = ", ".join(f"{k} {_fmt(v)} (macro F1 {_fmt(f1.get(k))})"
                            for k, v in choice.get("validation_mean_ovr", {}).items())
-        deployed = (f"the best single system **{choice['system']}** for every clip (no router "
-                    f"beat it on validation)" if choice["router"] == BEST_SINGLE
-                    else f"**{choice['router']}**")
         out += [f"Router chosen on the mean OVR of its out-of-fold validation picks on the "
                 f"training pool: **{choice.get('best_router', choice['router'])}** ({scores}; "
                 f"best single {choice.get('best_single')} "
                 f"{_fmt(choice.get('best_single_validation_mean_ovr'))}). `recommend` "
-                f"deploys {deployed}.", ""]
+                f"deploys {deployment_phrase(choice, '**')}.", ""]
     for curve in cost["routers"]:
         low, high = curve["aiq_range_s"]
         out += [f"### {curve['router']}: {curve['parameter'].replace('_', ' ')} sweep", "",

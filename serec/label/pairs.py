@@ -4,6 +4,8 @@ Columns: ``clip_id, path, system, audio`` (float32 bytes: the decoded clip for `
 enhancer's output otherwise), ``audio_s, seconds, node_id, error, reject_reason``. A clip
 rejected at decode travels with empty audio on every branch; the ``noisy`` one writes its
 reject row.
+A ``noisy`` pair may also carry :data:`AS_SYSTEMS`: the systems (``noisy`` and identity
+systems such as ``passthrough``) whose score rows its one DNSMOS result becomes.
 """
 
 from __future__ import annotations
@@ -30,8 +32,33 @@ from serec.label.tables import DECODE_STAGE, reject_table, score_table
 from serec.ray_utils import node_id
 from serec.runs import REJECTS, SCORES, RunDir
 
+AS_SYSTEMS = "as_systems"  # comma-joined systems a noisy pair's scores are written for
 PAIR_COLUMNS = ["clip_id", "path", "system", "audio", "audio_s", "seconds", "node_id", "error",
-                "reject_reason"]
+                "reject_reason", AS_SYSTEMS]
+
+
+def pair_systems(row: Mapping[str, Any]) -> list[str]:
+    """The systems one scored pair stands for: its ``as_systems`` or (when empty) its
+    ``system``."""
+    shared = row.get(AS_SYSTEMS)
+    return str(shared).split(",") if isinstance(shared, str) and shared else [row["system"]]
+
+
+def expand_shared(batch: pd.DataFrame) -> pd.DataFrame:
+    """One row per system each pair stands for (:func:`pair_systems`); a copy costs no compute
+    (``seconds`` and ``dnsmos_seconds`` 0 on all but the first)."""
+    if AS_SYSTEMS not in batch:
+        return batch
+    systems = [pair_systems(row) for row in batch.to_dict("records")]
+    out = batch.loc[np.repeat(np.arange(len(batch)), [len(s) for s in systems])].drop(
+        columns=AS_SYSTEMS).reset_index(drop=True)
+    first = np.concatenate([[True] + [False] * (len(s) - 1) for s in systems]) if systems \
+        else np.zeros(0, bool)
+    out["system"] = [system for row in systems for system in row]
+    for column in ("seconds", "dnsmos_seconds"):
+        if column in out:
+            out.loc[~first, column] = 0.0
+    return out
 
 
 def noisy_pairs(batch: pd.DataFrame) -> pd.DataFrame:
@@ -41,6 +68,7 @@ def noisy_pairs(batch: pd.DataFrame) -> pd.DataFrame:
     out["seconds"] = 0.0
     out["node_id"] = None
     out["error"] = None
+    out[AS_SYSTEMS] = batch[AS_SYSTEMS] if AS_SYSTEMS in batch else ""
     return out[PAIR_COLUMNS]
 
 
@@ -70,7 +98,7 @@ class EnhancePairs(Enhance):
             "seconds": done[f"sec__{self.name}"].to_numpy(),
             "node_id": done[f"node__{self.name}"].to_numpy(),
             "error": done[f"err__{self.name}"].to_numpy(),
-            "reject_reason": done["reject_reason"].to_numpy()})
+            "reject_reason": done["reject_reason"].to_numpy(), AS_SYSTEMS: ""})
 
 
 class ScorePairs:
@@ -120,11 +148,13 @@ class ScorePairs:
         out["node_id"] = out["node_id"].where(out["node_id"].notna(), self.node)
         out["scored_at"] = time.time()
         if self.save_audio:
+            records = out.to_dict("records")
             for i in todo:
-                system = out.at[i, "system"]
-                if system != NOISY:
-                    self.run.write_bytes(f"audio/enhanced/{system}/{out.at[i, 'clip_id']}.wav",
-                                         wav_bytes(from_bytes(audio[i])))
+                for system in pair_systems(records[i]):
+                    if system != NOISY:
+                        self.run.write_bytes(
+                            f"audio/enhanced/{system}/{out.at[i, 'clip_id']}.wav",
+                            wav_bytes(from_bytes(audio[i])))
         return out
 
 
@@ -135,13 +165,14 @@ def write_pairs(batch: pd.DataFrame, run_root: str) -> pd.DataFrame:
     the pairs of unwritten batches, which a rerun computes again.
     """
     run = RunDir(run_root)
-    rejected = batch["reject_reason"].notna().to_numpy()
-    if (~rejected).any():
-        run.append_part(SCORES, score_table(batch[~rejected]))
-    noisy_rejects = rejected & (batch["system"] == NOISY).to_numpy()  # one row per clip
-    if noisy_rejects.any():
+    noisy_rejects = (batch["reject_reason"].notna() & (batch["system"] == NOISY)).to_numpy()
+    if noisy_rejects.any():  # one row per clip
         rows = batch.loc[noisy_rejects, ["clip_id", "path", "reject_reason"]].rename(
             columns={"reject_reason": "reason"}).assign(stage=DECODE_STAGE)
         run.append_part(REJECTS, reject_table(rows))
+    batch = expand_shared(batch)
+    rejected = batch["reject_reason"].notna().to_numpy()
+    if (~rejected).any():
+        run.append_part(SCORES, score_table(batch[~rejected]))
     return pd.DataFrame({"pairs": [len(batch)]})
 

@@ -2,10 +2,12 @@
 
 The Ray Data plan has one branch per system: an ``Enhance[e]`` actor pool for each enhancer
 ``e``, which decodes the manifest rows it is given and enhances them, and for ``noisy`` a
-decode task stage; the branches are united into one shared ``DNSMOS`` actor pool, then a
-writer task that puts ``scores/`` (and decode ``rejects/``) parts into the run dir and hands
-the driver only a count. No system's audio passes through another system's pool. Labels
-are then derived from ``scores/`` by Ray tasks (:mod:`serec.label.aggregate`).
+decode task stage. An identity system (``passthrough``) has no branch: its output is the noisy
+clip, so the noisy branch's DNSMOS scores are written for it too (one pass per clip). The
+branches are united into one shared ``DNSMOS`` actor pool, then a writer task that puts
+``scores/`` (and decode ``rejects/``) parts into the run dir and hands the driver only a
+count. No system's audio passes through another system's pool. Labels are then derived from
+``scores/`` by Ray tasks (:mod:`serec.label.aggregate`).
 
 Resume is per pair: only pairs without a score row (of clips not rejected at decode) are
 computed, so a rerun after a crash, or after adding an enhancer to the config, does only the
@@ -31,7 +33,7 @@ from serec.config import SerecConfig
 from serec.data.manifest import read_manifest
 from serec.enhancers.registry import parse_enhancer_specs, resolved_entries
 from serec.label.aggregate import derive_labels
-from serec.label.pairs import EnhancePairs, ScorePairs, noisy_pairs, write_pairs
+from serec.label.pairs import AS_SYSTEMS, EnhancePairs, ScorePairs, noisy_pairs, write_pairs
 from serec.label.stages import NOISY, SCORE_FIELDS, add_decode
 from serec.label.tables import (
     WORKER_DIED,
@@ -64,6 +66,26 @@ def pending_pairs(run: RunDir, manifest: pd.DataFrame, systems: list[str]
     return todo
 
 
+def identity_systems(config: SerecConfig) -> list[str]:
+    """Systems whose output is the noisy clip itself (scored with it, see the module doc)."""
+    return [name for name, spec in parse_enhancer_specs(config.enhancers).items()
+            if spec.identity]
+
+
+def noisy_branch_clips(todo: dict[str, pd.DataFrame], identity: list[str]
+                       ) -> pd.DataFrame | None:
+    """Clips the noisy branch decodes and scores once: those pending for ``noisy`` or for an
+    identity system, each with the systems its scores are written for (:data:`AS_SYSTEMS`,
+    comma-joined, ``noisy`` first); None when there are none."""
+    pending = [s for s in (NOISY, *identity) if s in todo]
+    if not pending:
+        return None
+    rows = pd.concat([todo[s].assign(**{AS_SYSTEMS: s}) for s in pending], ignore_index=True)
+    systems = rows.groupby("clip_id", sort=False)[AS_SYSTEMS].agg(",".join)
+    clips = rows.drop_duplicates("clip_id").drop(columns=AS_SYSTEMS)
+    return clips.assign(**{AS_SYSTEMS: clips["clip_id"].map(systems)}).reset_index(drop=True)
+
+
 def _shrunk(resources: Resources, halvings: int) -> Resources:
     return dataclasses.replace(resources, batch_size=max(1, resources.batch_size >> halvings))
 
@@ -90,19 +112,21 @@ def build_dataset(run: RunDir, todo: dict[str, pd.DataFrame], config: SerecConfi
     entries = resolved_entries(config.enhancers)
     branches = []
     seconds = dict(min_seconds=config.label.min_seconds, max_seconds=config.label.max_seconds)
+    identity = identity_systems(config)
+    noisy = noisy_branch_clips(todo, identity)
+    if noisy is not None:
+        ds = add_decode(dataset_from_frame(noisy, decode.batch_size), decode,
+                        max_retries=TASK_RETRIES, **seconds)
+        branches.append(ds.map_batches(noisy_pairs, batch_format="pandas", batch_size=None,
+                                       max_retries=TASK_RETRIES, **decode.remote_args()))
     for system, clips in todo.items():
-        if system == NOISY:
-            ds = add_decode(dataset_from_frame(clips, decode.batch_size), decode,
-                            max_retries=TASK_RETRIES, **seconds)
-            ds = ds.map_batches(noisy_pairs, batch_format="pandas", batch_size=None,
-                                max_retries=TASK_RETRIES, **decode.remote_args())
-        else:
-            resources = _shrunk(specs[system].resources, halvings)
-            ds = dataset_from_frame(clips, resources.batch_size).map_batches(
-                EnhancePairs, fn_constructor_kwargs=dict(
-                    name=system, entry=entries[system], **seconds),
-                **_actor_pool(resources, halvings > 0))
-        branches.append(ds)
+        if system == NOISY or system in identity:
+            continue
+        resources = _shrunk(specs[system].resources, halvings)
+        branches.append(dataset_from_frame(clips, resources.batch_size).map_batches(
+            EnhancePairs, fn_constructor_kwargs=dict(
+                name=system, entry=entries[system], **seconds),
+            **_actor_pool(resources, halvings > 0)))
     ds = branches[0].union(*branches[1:]) if len(branches) > 1 else branches[0]
     dnsmos = config.dnsmos
     ds = ds.map_batches(ScorePairs, fn_constructor_kwargs=dict(

@@ -63,7 +63,9 @@ class TrainConfig:
     # inverse L2 strength of the ``features`` baseline
     features_c: float = field(default=1.0, metadata=POSITIVE)
     # Object store (MiB) a streamed fold dataset may fill ahead of its consumer; a fold no
-    # larger is read once into the object store instead (serec.train.inputs.StoredInputs.dataset)
+    # larger is read once into the object store instead (serec.train.inputs.StoredInputs.dataset).
+    # A stream's peak is about this plus the consumer's shuffle buffer and prefetched batch,
+    # whatever the number of clips (benchmarks/scale.py).
     object_store_mib: float = field(default=64.0, metadata=POSITIVE)
     # fold/Tune trials at once; None: all (they queue)
     max_concurrent_trials: int | None = field(default=None, metadata=at_least(1))

@@ -242,3 +242,15 @@ def test_broken_outputs_and_inputs_raise(scratch_registry) -> None:
         passthrough.enhance(np.array([0.0, np.inf], np.float32))
     loud = np.array([2.0, -3.0, 0.5], np.float32)
     np.testing.assert_array_equal(passthrough.enhance(loud), [1.0, -1.0, 0.5])
+
+
+def test_identity_is_declared_by_the_class_itself():
+    """Labeling scores an identity's output as the noisy clip; a subclass that changes the
+    audio (the test enhancers derive from Passthrough) must not inherit that."""
+    from serec.enhancers.passthrough import Passthrough
+    from tests.label.faulty import FaultyEnhancer
+
+    assert Passthrough.is_identity() and enhancer_class("passthrough").is_identity()
+    assert not FaultyEnhancer.is_identity()
+    assert not enhancer_class("spectral_gate").is_identity()
+    assert parse_enhancer_specs({"p": {"kind": "passthrough"}})["p"].identity

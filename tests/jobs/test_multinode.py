@@ -157,7 +157,7 @@ def test_label_job_spreads_over_two_nodes(tmp_path):
     import_recordings(run, [str(tmp_path / "clips")])
     config = {
         "enhancers": {
-            "passthrough": {"kind": "passthrough", "resources": {
+            "rnnoise": {"kind": "rnnoise", "resources": {
                 "num_cpus": 0.25, "batch_size": 2, "custom_resources": {"node_a": 1}}},
             "spectral_gate": {"kind": "spectral_gate", "resources": {
                 "num_cpus": 0.25, "batch_size": 2, "custom_resources": {"node_b": 1}}},
@@ -175,8 +175,8 @@ def test_label_job_spreads_over_two_nodes(tmp_path):
     assert len(run.read_pandas(REJECTS)) == 5
     scores = run.read_pandas(SCORES, dedup_keys=["clip_id", "system"])
     nodes = scores.groupby("system")["node_id"].agg(set)
-    assert len(nodes["passthrough"]) == 1 and len(nodes["spectral_gate"]) == 1
-    assert nodes["passthrough"] != nodes["spectral_gate"], "both pools ran on one node"
+    assert len(nodes["rnnoise"]) == 1 and len(nodes["spectral_gate"]) == 1
+    assert nodes["rnnoise"] != nodes["spectral_gate"], "both pools ran on one node"
 
 
 PIPELINE_FOLDS = 2

@@ -8,7 +8,17 @@ import pytest
 import soundfile as sf
 
 from serec.audio import TARGET_SR
-from serec.label.pairs import PAIR_COLUMNS, EnhancePairs, ScorePairs, noisy_pairs, write_pairs
+from serec.config import load_config
+from serec.label.pairs import (
+    AS_SYSTEMS,
+    PAIR_COLUMNS,
+    EnhancePairs,
+    ScorePairs,
+    expand_shared,
+    noisy_pairs,
+    write_pairs,
+)
+from serec.label.pipeline import identity_systems, noisy_branch_clips
 from serec.label.stages import decode_batch
 from serec.label.tables import read_rejects, read_scores
 from serec.ray_utils import node_id
@@ -96,3 +106,45 @@ def test_score_pairs_writes_every_framing_with_real_dnsmos(tmp_path):
     write_pairs(first, run.root)
     stored = read_scores(run)["ovr_framings"].iloc[0]
     assert list(stored) == pytest.approx(framings)
+
+
+def test_identity_systems_are_scored_with_the_noisy_clip(tmp_path):
+    """passthrough has no branch: the noisy branch decodes each clip pending for noisy or for
+    passthrough once, one DNSMOS pass, written as a score row for each of them."""
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text("enhancers:\n  keep: {kind: passthrough}\n"
+                           "  gate: {kind: spectral_gate}\n")
+    assert identity_systems(load_config(config_path)) == ["keep"]
+    manifest = pd.DataFrame({"clip_id": ["a", "b", "c"], "path": ["a.wav", "b.wav", "c.wav"]})
+    todo = {"noisy": manifest.iloc[:2], "keep": manifest.iloc[1:], "gate": manifest}
+    clips = noisy_branch_clips(todo, ["keep"])
+    assert clips[["clip_id", AS_SYSTEMS]].values.tolist() == [
+        ["a", "noisy"], ["b", "noisy,keep"], ["c", "keep"]]
+    assert noisy_branch_clips({"gate": manifest}, ["keep"]) is None
+
+    rng = np.random.default_rng(2)
+    path = tmp_path / "b.wav"
+    sf.write(path, speechlike(1.0, rng, 5.0), TARGET_SR)
+    rows = pd.DataFrame({"clip_id": ["b"], "path": [str(path)], AS_SYSTEMS: ["noisy,keep"]})
+    run = RunDir.of(tmp_path / "run")
+    scored = ScorePairs(run.root, save_audio=True)(noisy_pairs(decode_batch(rows)))
+    assert len(scored) == 1  # one DNSMOS pass
+    assert write_pairs(scored, run.root).to_dict("list") == {"pairs": [2]}
+    scores = read_scores(run).set_index("system")
+    assert sorted(scores.index) == ["keep", "noisy"]
+    assert scores.at["keep", "ovr"] == scores.at["noisy", "ovr"]
+    assert scores.at["keep", "dnsmos_seconds"] == 0 < scores.at["noisy", "dnsmos_seconds"]
+    assert (tmp_path / "run" / "audio" / "enhanced" / "keep" / "b.wav").is_file()
+    assert not (tmp_path / "run" / "audio" / "enhanced" / "noisy").exists()
+
+
+def test_expand_shared_keeps_enhancer_pairs_and_the_compute_once():
+    batch = pd.DataFrame({"clip_id": ["a", "a"], "system": ["noisy", "gate"],
+                          AS_SYSTEMS: ["keep", ""], "seconds": [0.0, 0.4],
+                          "dnsmos_seconds": [0.2, 0.3]})
+    out = expand_shared(batch)
+    assert out[["system", "seconds", "dnsmos_seconds"]].values.tolist() == [
+        ["keep", 0.0, 0.2], ["gate", 0.4, 0.3]]
+    shared = expand_shared(batch.assign(**{AS_SYSTEMS: ["noisy,keep,also", ""]}))
+    assert shared["system"].tolist() == ["noisy", "keep", "also", "gate"]
+    assert shared["dnsmos_seconds"].tolist() == [0.2, 0.0, 0.0, 0.3]
