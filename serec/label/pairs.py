@@ -45,19 +45,15 @@ def pair_systems(row: Mapping[str, Any]) -> list[str]:
 
 
 def expand_shared(batch: pd.DataFrame) -> pd.DataFrame:
-    """One row per system each pair stands for (:func:`pair_systems`); a copy costs no compute
-    (``seconds`` and ``dnsmos_seconds`` 0 on all but the first)."""
+    """One row per system each pair stands for (:func:`pair_systems`). Every copy keeps the
+    pair's ``dnsmos_seconds``, the cost of scoring that system's output, and its ``seconds``
+    (0: an identity does no work)."""
     if AS_SYSTEMS not in batch:
         return batch
     systems = [pair_systems(row) for row in batch.to_dict("records")]
     out = batch.loc[np.repeat(np.arange(len(batch)), [len(s) for s in systems])].drop(
         columns=AS_SYSTEMS).reset_index(drop=True)
-    first = np.concatenate([[True] + [False] * (len(s) - 1) for s in systems]) if systems \
-        else np.zeros(0, bool)
     out["system"] = [system for row in systems for system in row]
-    for column in ("seconds", "dnsmos_seconds"):
-        if column in out:
-            out.loc[~first, column] = 0.0
     return out
 
 

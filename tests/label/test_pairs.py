@@ -133,12 +133,14 @@ def test_identity_systems_are_scored_with_the_noisy_clip(tmp_path):
     scores = read_scores(run).set_index("system")
     assert sorted(scores.index) == ["keep", "noisy"]
     assert scores.at["keep", "ovr"] == scores.at["noisy", "ovr"]
-    assert scores.at["keep", "dnsmos_seconds"] == 0 < scores.at["noisy", "dnsmos_seconds"]
+    # scoring keep's output is the one pass that scored the noisy clip: same cost, no enhancing
+    assert scores.at["keep", "dnsmos_seconds"] == scores.at["noisy", "dnsmos_seconds"] > 0
+    assert scores.at["keep", "seconds"] == 0
     assert (tmp_path / "run" / "audio" / "enhanced" / "keep" / "b.wav").is_file()
     assert not (tmp_path / "run" / "audio" / "enhanced" / "noisy").exists()
 
 
-def test_expand_shared_keeps_enhancer_pairs_and_the_compute_once():
+def test_expand_shared_keeps_enhancer_pairs_and_each_rows_costs():
     batch = pd.DataFrame({"clip_id": ["a", "a"], "system": ["noisy", "gate"],
                           AS_SYSTEMS: ["keep", ""], "seconds": [0.0, 0.4],
                           "dnsmos_seconds": [0.2, 0.3]})
@@ -147,4 +149,5 @@ def test_expand_shared_keeps_enhancer_pairs_and_the_compute_once():
         ["keep", 0.0, 0.2], ["gate", 0.4, 0.3]]
     shared = expand_shared(batch.assign(**{AS_SYSTEMS: ["noisy,keep,also", ""]}))
     assert shared["system"].tolist() == ["noisy", "keep", "also", "gate"]
-    assert shared["dnsmos_seconds"].tolist() == [0.2, 0.0, 0.0, 0.3]
+    assert shared["dnsmos_seconds"].tolist() == [0.2, 0.2, 0.2, 0.3]
+    assert AS_SYSTEMS not in shared

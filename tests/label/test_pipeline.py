@@ -141,8 +141,8 @@ def test_bad_files_and_failing_enhancer(tmp_path, ray_session):
     passthrough = scores[scores["system"] == "passthrough"].set_index("clip_id").sort_index()
     noisy = scores[scores["system"] == "noisy"].set_index("clip_id").sort_index()
     assert passthrough["ovr"].tolist() == noisy["ovr"].tolist()
-    assert (passthrough["seconds"] == 0).all() and (passthrough["dnsmos_seconds"] == 0).all()
-    assert (noisy["dnsmos_seconds"] > 0).all()
+    assert (passthrough["seconds"] == 0).all()
+    assert passthrough["dnsmos_seconds"].tolist() == noisy["dnsmos_seconds"].tolist()
     assert (labels["best_ovr"] >= labels["second_ovr"]).all()
     # the metric's noise: the best output's OVR spread over the 2 framings, ties within it
     framings = scores.set_index(["clip_id", "system"])["ovr_framings"]
