@@ -113,8 +113,8 @@ def format_headline(metrics: dict[str, Any]) -> str:
     if choice.get("validation_mean_ovr"):
         means = ", ".join(f"{k} {_na(v)}" for k, v in choice["validation_mean_ovr"].items())
         single = _na(choice.get("best_single_validation_mean_ovr"))
-        lines.append(f"recommend deploys: {deployment_phrase(choice)} (validation mean OVR "
-                     f"{means}; best single {choice.get('best_single')} {single})")
+        lines.append(f"recommend deploys: {deployment_phrase(choice)}; validation mean OVR "
+                     f"{means}, best single {choice.get('best_single')} {single}")
     if metrics.get("report_path"):
         lines.append(f"report: {metrics['report_path']}")
     return "\n".join(lines)

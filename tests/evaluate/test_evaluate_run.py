@@ -16,6 +16,7 @@ from serec.cli import main
 from serec.evaluate import evaluate_run, format_headline
 from serec.evaluate.ensemble import TwoStage
 from serec.evaluate.metrics import calibrate_threshold
+from serec.evaluate.report import deployment_phrase
 from serec.evaluate.routing import SystemScores
 from serec.evaluate.run import choose_router, json_safe, pool_mean_ovr
 from serec.label.rule import ALL_FAILED
@@ -245,7 +246,10 @@ def test_router_chosen_on_validation_mean_ovr_not_macro_f1():
     choice = choose_router(validation, comparisons, "wpe_dfn3")
     assert (choice["router"], choice["system"], choice["best_router"]) == (
         "best_single", "wpe_dfn3", "boosted")
+    assert deployment_phrase(choice, "**").startswith("the best single system **wpe_dfn3** on "
+                                                      "every clip")
     assert choose_router(validation, comparisons)["router"] == "boosted"  # no best single known
+    assert deployment_phrase(choose_router(validation, comparisons)) == "boosted"
     # cost-aware labels: a router within their delta of the best single is as good, and cheaper
     assert choose_router(validation, comparisons, "wpe_dfn3", 0.1)["router"] == "boosted"
     validation["best_single_mean_ovr"] = 2.95
