@@ -120,7 +120,6 @@ def format_headline(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-
 def deployment_phrase(choice: dict[str, Any], emphasis: str = "") -> str:
     """What ``recommend`` deploys after ``choice`` (``router_choice.json``), names wrapped in
     ``emphasis`` (``**`` in Markdown)."""
@@ -128,6 +127,7 @@ def deployment_phrase(choice: dict[str, Any], emphasis: str = "") -> str:
         return (f"the best single system {emphasis}{choice['system']}{emphasis} on every clip "
                 f"(no router beat it on validation)")
     return f"{emphasis}{choice['router']}{emphasis}"
+
 
 def _class_table(report: dict[str, Any]) -> str:
     if not report.get("n"):

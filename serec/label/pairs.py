@@ -37,11 +37,10 @@ PAIR_COLUMNS = ["clip_id", "path", "system", "audio", "audio_s", "seconds", "nod
                 "reject_reason", AS_SYSTEMS]
 
 
-def pair_systems(row: Mapping[str, Any]) -> list[str]:
+def pair_systems(as_systems: Any, system: str) -> list[str]:
     """The systems one scored pair stands for: its ``as_systems`` or (when empty) its
     ``system``."""
-    shared = row.get(AS_SYSTEMS)
-    return str(shared).split(",") if isinstance(shared, str) and shared else [row["system"]]
+    return as_systems.split(",") if isinstance(as_systems, str) and as_systems else [system]
 
 
 def expand_shared(batch: pd.DataFrame) -> pd.DataFrame:
@@ -50,7 +49,8 @@ def expand_shared(batch: pd.DataFrame) -> pd.DataFrame:
     (0: an identity does no work)."""
     if AS_SYSTEMS not in batch:
         return batch
-    systems = [pair_systems(row) for row in batch.to_dict("records")]
+    systems = [pair_systems(shared, system)
+               for shared, system in zip(batch[AS_SYSTEMS], batch["system"], strict=True)]
     out = batch.loc[np.repeat(np.arange(len(batch)), [len(s) for s in systems])].drop(
         columns=AS_SYSTEMS).reset_index(drop=True)
     out["system"] = [system for row in systems for system in row]
@@ -144,9 +144,8 @@ class ScorePairs:
         out["node_id"] = out["node_id"].where(out["node_id"].notna(), self.node)
         out["scored_at"] = time.time()
         if self.save_audio:
-            records = out.to_dict("records")
             for i in todo:
-                for system in pair_systems(records[i]):
+                for system in pair_systems(out.at[i, AS_SYSTEMS], out.at[i, "system"]):
                     if system != NOISY:
                         self.run.write_bytes(
                             f"audio/enhanced/{system}/{out.at[i, 'clip_id']}.wav",

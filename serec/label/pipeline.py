@@ -22,7 +22,7 @@ import contextlib
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ import ray
 
 from serec.config import SerecConfig
 from serec.data.manifest import read_manifest
-from serec.enhancers.registry import parse_enhancer_specs, resolved_entries
+from serec.enhancers.registry import EnhancerSpec, parse_enhancer_specs, resolved_entries
 from serec.label.aggregate import derive_labels
 from serec.label.pairs import AS_SYSTEMS, EnhancePairs, ScorePairs, noisy_pairs, write_pairs
 from serec.label.stages import NOISY, SCORE_FIELDS, add_decode
@@ -66,10 +66,9 @@ def pending_pairs(run: RunDir, manifest: pd.DataFrame, systems: list[str]
     return todo
 
 
-def identity_systems(config: SerecConfig) -> list[str]:
+def identity_systems(specs: Mapping[str, EnhancerSpec]) -> list[str]:
     """Systems whose output is the noisy clip itself (scored with it, see the module doc)."""
-    return [name for name, spec in parse_enhancer_specs(config.enhancers).items()
-            if spec.identity]
+    return [name for name, spec in specs.items() if spec.identity]
 
 
 def noisy_branch_clips(todo: dict[str, pd.DataFrame], identity: list[str]
@@ -112,7 +111,7 @@ def build_dataset(run: RunDir, todo: dict[str, pd.DataFrame], config: SerecConfi
     entries = resolved_entries(config.enhancers)
     branches = []
     seconds = dict(min_seconds=config.label.min_seconds, max_seconds=config.label.max_seconds)
-    identity = identity_systems(config)
+    identity = identity_systems(specs)
     noisy = noisy_branch_clips(todo, identity)
     if noisy is not None:
         ds = add_decode(dataset_from_frame(noisy, decode.batch_size), decode,

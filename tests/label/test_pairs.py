@@ -9,6 +9,7 @@ import soundfile as sf
 
 from serec.audio import TARGET_SR
 from serec.config import load_config
+from serec.enhancers.registry import parse_enhancer_specs
 from serec.label.pairs import (
     AS_SYSTEMS,
     PAIR_COLUMNS,
@@ -114,7 +115,7 @@ def test_identity_systems_are_scored_with_the_noisy_clip(tmp_path):
     config_path = tmp_path / "c.yaml"
     config_path.write_text("enhancers:\n  keep: {kind: passthrough}\n"
                            "  gate: {kind: spectral_gate}\n")
-    assert identity_systems(load_config(config_path)) == ["keep"]
+    assert identity_systems(parse_enhancer_specs(load_config(config_path).enhancers)) == ["keep"]
     manifest = pd.DataFrame({"clip_id": ["a", "b", "c"], "path": ["a.wav", "b.wav", "c.wav"]})
     todo = {"noisy": manifest.iloc[:2], "keep": manifest.iloc[1:], "gate": manifest}
     clips = noisy_branch_clips(todo, ["keep"])
