@@ -8,7 +8,8 @@ stage's pure compute (how close the pipeline gets to the bottleneck).
 ``--against REF``: ``serec label`` of this checkout and of git ref ``REF`` (checked out as a
 temporary worktree) label the same manifest, alternating, ``--repeats`` times each, every run
 in its own process and Ray session; prints each run's wall time and clips/s, the medians and
-their ratio. The config defaults to REF's ``configs/local.yaml`` (both versions must read it).
+their ratio. The config defaults to REF's ``configs/local.yaml`` (both versions must read it);
+``--config-here`` gives this checkout another one, e.g. the same zoo with settings REF lacks.
 
     python benchmarks/label_throughput.py [--clips 48] [--config configs/local.yaml]
     python benchmarks/label_throughput.py --against 7fd0b43 --clips 24 --repeats 3
@@ -110,18 +111,21 @@ def timed_label(checkout: Path, manifest: Path, run_root: Path, config: Path) ->
     return wall
 
 
-def versus_ref(ref: str, clips: int, repeats: int, config: str | None) -> None:
+def versus_ref(ref: str, clips: int, repeats: int, config: str | None,
+               config_here: str | None = None) -> None:
     """Alternating runs of this checkout's and ``ref``'s ``serec label`` on one manifest."""
     with worktree(ref) as other, tempfile.TemporaryDirectory() as tmp:
         run = make_run(Path(tmp) / "source", clips)
         manifest = Path(run.root) / "manifest.parquet"
         config_path = Path(config) if config else other / "configs" / "local.yaml"
+        here_path = Path(config_here) if config_here else config_path
         n = len(read_manifest(run))
         walls: dict[str, list[float]] = {ref: [], "this checkout": []}
-        print(f"{n} clips, config {config_path}; wall s (clips/s) per run:")
+        print(f"{n} clips, config {config_path} ({here_path} here); wall s (clips/s) per run:")
         for i in range(repeats):
-            for name, checkout, tag in ((ref, other, "ref"), ("this checkout", ROOT, "here")):
-                wall = timed_label(checkout, manifest, Path(tmp) / f"{tag}-{i}", config_path)
+            for name, checkout, tag, path in ((ref, other, "ref", config_path),
+                                              ("this checkout", ROOT, "here", here_path)):
+                wall = timed_label(checkout, manifest, Path(tmp) / f"{tag}-{i}", path)
                 walls[name].append(wall)
                 print(f"  {name:<16} run {i + 1}: {wall:7.1f} s ({n / wall:.3f} clips/s)",
                       flush=True)
@@ -136,12 +140,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clips", type=int, default=48)
     parser.add_argument("--config", default=None)
+    parser.add_argument("--config-here", default=None,
+                        help="with --against: this checkout's config (default: --config)")
     parser.add_argument("--against", metavar="REF", default=None,
                         help="compare with serec label of this git ref instead of a plain loop")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if args.against:
-        versus_ref(args.against, args.clips, args.repeats, args.config)
+        versus_ref(args.against, args.clips, args.repeats, args.config, args.config_here)
         return
     config = load_config(args.config)
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,6 +25,9 @@ class Resources:
     batch_size: int = field(default=4, metadata=at_least(1))
     min_actors: int = field(default=1, metadata=at_least(1))
     max_actors: int = field(default=1, metadata=at_least(1))
+    # A task stage's most tasks at once (None: as many as its resources allow); each task
+    # slot is a worker process that imports the stage's modules, which costs on small nodes.
+    max_tasks: int | None = field(default=None, metadata=at_least(1))
     memory_gb: float | None = field(default=None, metadata=at_least(0))  # per actor
     custom_resources: dict[str, float] | None = None  # e.g. {"a10g": 1}
     runtime_env: dict[str, Any] | None = None
@@ -66,6 +69,15 @@ class Resources:
             args["memory"] = int(self.memory_gb * 2**30)
         if self.runtime_env:
             args["runtime_env"] = dict(self.runtime_env)
+        return args
+
+    def task_args(self) -> dict[str, Any]:
+        """``map_batches`` keywords for a task stage: its resources and ``max_tasks``."""
+        import ray
+
+        args = self.remote_args()
+        if self.max_tasks:
+            args["compute"] = ray.data.TaskPoolStrategy(size=self.max_tasks)
         return args
 
     def actor_pool_args(self) -> dict[str, Any]:

@@ -26,12 +26,21 @@ def test_actor_pool_args_size_the_pool() -> None:
     assert (args["batch_size"], args["batch_format"], args["num_cpus"]) == (3, "pandas", 0.5)
 
 
+def test_task_args_bound_the_tasks_at_once() -> None:
+    assert Resources(num_cpus=0.25).task_args() == {"num_cpus": 0.25}
+    args = Resources(num_cpus=0.25, max_tasks=2).task_args()
+    assert isinstance(args["compute"], ray.data.TaskPoolStrategy)
+    assert (args["compute"].size, args["num_cpus"]) == (2, 0.25)
+    assert load_config("local.yaml").label.decode.max_tasks == 1
+
+
 @pytest.mark.parametrize(("mapping", "needle"), [
     ({"num_gpus": -1}, "'resources.num_gpus' must be >= 0"),
     ({"num_cpus": True}, "resources.num_cpus"),
     ({"memory_gb": -2}, "resources.memory_gb"),
     ({"batch_size": 2.5}, "'resources.batch_size' must be an integer"),
     ({"batch_size": 0}, "'resources.batch_size' must be >= 1"),
+    ({"max_tasks": 0}, "'resources.max_tasks' must be >= 1"),
     ({"min_actors": 3, "max_actors": 2}, "'resources.min_actors' (3) must not exceed"),
     ({"custom_resources": {"a10g": "one"}}, "resources.custom_resources"),
     ({"runtime_env": ["pip"]}, "resources.runtime_env"),

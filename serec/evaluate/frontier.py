@@ -171,6 +171,20 @@ def cost_weighted_choice(probs: np.ndarray, costs: np.ndarray, weight: float) ->
     return np.argmax(scores, axis=1)
 
 
+MARGIN_GRID = np.round(np.arange(0.0, 1.0001, 0.05), 2)  # 1.0: never leaves the default
+
+
+def deferring_choice(probs: np.ndarray, default: int, margin: float) -> np.ndarray:
+    """Index per row of the most probable class when its probability exceeds that of class
+    ``default`` by more than ``margin``, else ``default``: a router that leaves the default
+    system (the best single) only where it is confident. Margin 0 is the most probable class;
+    at 1 every row keeps the default."""
+    probs = np.asarray(probs, np.float64)
+    best = probs.argmax(axis=1)
+    lead = probs[np.arange(len(probs)), best] - probs[:, default]
+    return np.where(lead > margin, best, default)
+
+
 def weight_grid(costs: Sequence[float], n: int = 24) -> np.ndarray:
     """Cost weights: 0 (the most probable system), then log-spaced up to a weight at which
     even the smallest cost difference outweighs any probability (the cheapest system)."""

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from serec.evaluate.ensemble import BEST_SINGLE
+from serec.evaluate.ensemble import BEST_SINGLE, BOOSTED
 from serec.evaluate.targets import format_targets
 
 HEADLINE_COLUMNS = (("system", "system"), ("mean_ovr", "mean OVR"), ("gap_closed", "gap closed"),
@@ -126,6 +126,10 @@ def deployment_phrase(choice: dict[str, Any], emphasis: str = "") -> str:
     if choice["router"] == BEST_SINGLE:
         return (f"the best single system {emphasis}{choice['system']}{emphasis} on every clip "
                 f"(no router beat it on validation)")
+    if choice.get("margin"):
+        return (f"{emphasis}{choice['router']}{emphasis}, deferring to "
+                f"{emphasis}{choice['defer_to']}{emphasis} unless another label leads it by "
+                f"more than {choice['margin']:.2f} in probability (margin chosen on validation)")
     return f"{emphasis}{choice['router']}{emphasis}"
 
 
@@ -335,6 +339,14 @@ def _cost_quality_section(metrics: dict[str, Any]) -> list[str]:
                 f"best single {choice.get('best_single')} "
                 f"{_fmt(choice.get('best_single_validation_mean_ovr'))}). `recommend` "
                 f"deploys {deployment_phrase(choice, '**')}.", ""]
+    deferral = (metrics.get("comparisons") or {}).get(BOOSTED, {}).get("deferral")
+    if deferral:
+        out += [f"Boosted router's deferral margin, chosen on the same picks: "
+                f"{deferral['margin']:.2f} (it leaves {deferral['default']} on "
+                f"{deferral['validation_share_left_default']:.0%} of validation clips; mean OVR "
+                f"{_fmt(deferral['validation_oof_mean_ovr'])}, against "
+                f"{_fmt(deferral['validation_mean_ovr_by_margin'].get('0.00'))} at margin 0).",
+                ""]
     for curve in cost["routers"]:
         low, high = curve["aiq_range_s"]
         out += [f"### {curve['router']}: {curve['parameter'].replace('_', ' ')} sweep", "",

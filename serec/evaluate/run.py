@@ -49,9 +49,11 @@ from serec.evaluate.ensemble import (
 )
 from serec.evaluate.folds import FoldResult, run_fold_tasks, stack_folds
 from serec.evaluate.frontier import (
+    MARGIN_GRID,
     Frontier,
     SystemCosts,
     cost_weighted_choice,
+    deferring_choice,
     router_curve,
     single_points,
     weight_grid,
@@ -90,6 +92,7 @@ PREDICTIONS_FILE = f"{REPORT}/predictions.parquet"
 CROSS_DIR = "cross"  # <run>/cross/<test run>/report/: models of <run> on another run's clips
 ROUTER = "router (ensemble, test)"
 COMPARED_STAGES = (FULL, FEATURES_STAGE, BOOSTED)
+TIE_EPS = 1e-9  # mean OVRs closer than this are equal (summation order)
 RECOMMENDABLE_STAGES = (BOOSTED,)  # one-stage routers that ``recommend`` can deploy
 
 
@@ -338,15 +341,16 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
     costs = SystemCosts.from_config(config.enhancers, sorted(passthrough),
                                     "gpu" if num_gpus else "cpu")
     comparisons, sweeps = {}, {}
-    router_names = {TWO_STAGE: ROUTER}  # router_choice's names -> headline rows and curves
+    # router_choice's names -> headline rows and cost-quality curves
+    router_names, curve_names = {TWO_STAGE: ROUTER}, {TWO_STAGE: ROUTER}
     for stage, cards in extra.items():
-        comparison, choice, sweep = _comparison(stage, cards, results, truth_of, test_truth, pos,
-                                                fallback, inputs, n_boot, pool_table,
-                                                accepted)
+        comparison, choices, sweep = _comparison(
+            stage, cards, results, truth_of, test_truth, pos, fallback, inputs, n_boot,
+            pool_table, accepted, table.fixed_best if stage in RECOMMENDABLE_STAGES else None)
         comparisons[stage] = comparison
-        sweeps[choice.name] = sweep
-        router_names[stage] = choice.name
-        routers.append(choice)
+        sweeps[choices[-1].name] = sweep
+        router_names[stage], curve_names[stage] = choices[0].name, choices[-1].name
+        routers.extend(choices)
 
     headline = headline_rows(table, routers)
     singles = single_points(table, costs)
@@ -362,7 +366,7 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
                                         if table.fixed_best else "test clips (no scored pool)")
     router_choice = choose_router(validation, comparisons, table.fixed_best,
                                   config.label.cheapest_within or 0.0)
-    chosen = router_names[router_choice["best_router"]]
+    chosen = router_choice["best_router"]
     metrics: dict[str, Any] = {
         "run": run.root, "test_run": test_run.root if test_run is not None else None,
         "folds": folds, "majority": two_stage.majority,
@@ -375,9 +379,9 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
         "cost_quality": {"singles": singles, "hull": hull.to_dict(), "routers": curves,
                          "router_device": costs.router_device},
         "router_choice": router_choice,
-        "targets": target_figures(frame, routing,
-                                  next(r for r in headline if r["system"] == chosen), singles,
-                                  next((c for c in curves if c["router"] == chosen), None)),
+        "targets": target_figures(
+            frame, routing, next(r for r in headline if r["system"] == router_names[chosen]),
+            singles, next((c for c in curves if c["router"] == curve_names[chosen]), None)),
     }
     predictions = predictions_table(oof_view, ens_view, two_stage, threshold,
                                     dict(zip(frame["clip_id"], frame["fold"], strict=True)),
@@ -403,6 +407,41 @@ def pool_mean_ovr(pool: SystemScores, clip_ids: Sequence[str], systems: Sequence
     return float(np.nanmean(ovr)) if np.isfinite(ovr).any() else float("nan")
 
 
+def defers(deferral: dict[str, Any] | None) -> bool:
+    """Whether a router with this deferral (:func:`choose_margin`) differs from both the most
+    probable label (margin 0) and the best single system (it left it on no validation
+    clip)."""
+    return bool(deferral) and deferral["margin"] > 0 \
+        and deferral["validation_share_left_default"] > 0
+
+
+def deployable_mean_ovr(comparison: dict[str, Any]) -> float:
+    """A one-stage router's out-of-fold mean OVR on the training pool as ``recommend`` would
+    run it: with its deferral margin where that is a router of its own (:func:`defers`)."""
+    deferral = comparison.get("deferral")
+    return float(deferral["validation_oof_mean_ovr"] if defers(deferral)
+                 else comparison["validation_oof_mean_ovr"])
+
+
+def choose_margin(pool: SystemScores, clip_ids: Sequence[str], probs: np.ndarray,
+                  classes: Sequence[str], default: str, fallback: str) -> dict[str, Any]:
+    """The deferral margin (:func:`serec.evaluate.frontier.deferring_choice`) whose
+    out-of-fold picks reach the highest mean OVR on the training pool; on a tie the larger
+    margin (fewer clips leave ``default``)."""
+    systems = with_fallback(np.asarray(classes, dtype=object), fallback)
+    index = list(classes).index(default)
+    picks = {float(m): deferring_choice(probs, index, m) for m in MARGIN_GRID}
+    means = {m: pool_mean_ovr(pool, clip_ids, systems[p]) for m, p in picks.items()}
+    finite = [v for v in means.values() if np.isfinite(v)]
+    margin = (max(m for m, v in means.items() if np.isfinite(v) and v >= max(finite) - TIE_EPS)
+              if finite else float(MARGIN_GRID[-1]))
+    return {"default": default, "margin": margin, "validation_oof_mean_ovr": means[margin],
+            "validation_share_left_default": float(np.mean(picks[margin] != index))
+            if len(probs) else float("nan"),
+            "validation_mean_ovr_by_margin": {f"{m:.2f}": v for m, v in means.items()},
+            "chosen_on": "mean OVR of out-of-fold validation picks on the training pool"}
+
+
 def choose_router(validation: dict[str, Any], comparisons: dict[str, Any],
                   best_single: str | None = None, tolerance: float = 0.0) -> dict[str, Any]:
     """What ``recommend`` deploys, chosen on validation only (the test set plays no part).
@@ -410,16 +449,18 @@ def choose_router(validation: dict[str, Any], comparisons: dict[str, Any],
     ``best_router``: the router whose out-of-fold validation picks reach the highest mean OVR
     on the training pool (two-stage pipeline at its calibrated threshold, or a one-stage
     model); macro F1 is reported beside it. ``router``: that router, or ``best_single`` (with
-    ``system``) when the best single system's mean OVR on the same pool is higher by more than
-    ``tolerance`` (the cost-aware objective's δ: within it, the router's cheaper picks are as
-    good), since no router then pays for itself.
+    ``system``) when the router does not beat the best single system's mean OVR on the same pool
+    minus ``tolerance`` (the cost-aware objective's δ: within it, the router's cheaper picks are
+    as good), since no router then pays for itself. A one-stage router counts with its deferral
+    margin (:func:`choose_margin`), and ``router_choice`` then carries ``defer_to`` and
+    ``margin``.
 
     Mean OVR, not macro F1: a router is worth its quality, and macro F1 weighs a rare class's
     errors as much as the majority's, whatever they cost in OVR.
     """
     stages = [s for s in comparisons if s in RECOMMENDABLE_STAGES]
     mean_ovr = {TWO_STAGE: float(validation["out_of_fold_mean_ovr"]),
-                **{s: float(comparisons[s]["validation_oof_mean_ovr"]) for s in stages}}
+                **{s: deployable_mean_ovr(comparisons[s]) for s in stages}}
     macro = {TWO_STAGE: float(validation["out_of_fold"]["macro_f1"]),
              **{s: float(comparisons[s]["validation_oof_macro_f1"]) for s in stages}}
     finite = {k: v for k, v in mean_ovr.items() if np.isfinite(v)}
@@ -428,10 +469,13 @@ def choose_router(validation: dict[str, Any], comparisons: dict[str, Any],
     chosen = max(finite, key=finite.get) if finite else TWO_STAGE
     single_ovr = float(validation.get("best_single_mean_ovr", float("nan")))
     deployed = (BEST_SINGLE if best_single is not None and np.isfinite(single_ovr)
-                and np.isfinite(mean_ovr[chosen]) and single_ovr - tolerance > mean_ovr[chosen]
-                else chosen)
+                and np.isfinite(mean_ovr[chosen])
+                and single_ovr - tolerance >= mean_ovr[chosen] - TIE_EPS else chosen)
+    deferral = comparisons.get(deployed, {}).get("deferral")
     return {"router": deployed, "best_router": chosen,
             **({"system": best_single} if deployed == BEST_SINGLE else {}),
+            **({"defer_to": deferral["default"], "margin": deferral["margin"]}
+               if defers(deferral) else {}),
             "validation_mean_ovr": mean_ovr, "validation_macro_f1": macro,
             "best_single": best_single, "best_single_validation_mean_ovr": single_ovr,
             "tolerance": tolerance,
@@ -564,13 +608,19 @@ def _comparison(stage: str, cards: StageCards, results: list[FoldResult],
                 truth_of: dict[str, str], test_truth: np.ndarray, pos: np.ndarray,
                 fallback: str, inputs: dict[str, np.ndarray], n_boot: int,
                 pool: SystemScores, accepted: list[tuple[str, ...]] | None = None,
-                ) -> tuple[dict[str, Any], RouterChoice, tuple[Any, ...]]:
+                best_single: str | None = None,
+                ) -> tuple[dict[str, Any], list[RouterChoice], tuple[Any, ...]]:
     """A one-stage model (``full``, ``features``, ``boosted``): validation per fold and out of
     fold (macro F1, and the mean OVR of its picks on the training ``pool``), the test ensemble,
     and its cost-weight sweep ``(weights, choices, router seconds)`` with class costs = the
-    mean seconds of each class's system on the training pool."""
+    mean seconds of each class's system on the training pool.
+
+    Routers on the test set: the most probable class (last), preceded, when the margin chosen
+    out of fold (:func:`choose_margin`) is above 0 and still leaves ``best_single`` on some
+    validation clips, by the router that defers to ``best_single`` below that margin
+    (``comparison['deferral']``)."""
     with_stage = [r for r in results if stage in r.val]
-    per_fold, oof_ids, oof_truth, oof_pred = [], [], [], []
+    per_fold, oof_ids, oof_truth, oof_pred, oof_probs = [], [], [], [], []
     for r in with_stage:
         pred = r.val[stage]
         truth = np.array([truth_of[c] for c in r.val_clip_ids], dtype=object)
@@ -580,6 +630,7 @@ def _comparison(stage: str, cards: StageCards, results: list[FoldResult],
         oof_ids += list(r.val_clip_ids)
         oof_truth.append(truth)
         oof_pred.append(labels)
+        oof_probs.append(pred.probs[0])
     oof_truth_all = np.concatenate(oof_truth) if oof_truth else np.zeros(0, dtype=object)
     oof_pred_all = np.concatenate(oof_pred) if oof_pred else np.zeros(0, dtype=object)
     oof_f1 = (float(f1_score(oof_truth_all, oof_pred_all, average="macro", zero_division=0))
@@ -605,7 +656,23 @@ def _comparison(stage: str, cards: StageCards, results: list[FoldResult],
                   "validation_oof_mean_ovr": pool_mean_ovr(
                       pool, oof_ids, with_fallback(oof_pred_all, fallback)),
                   "test": report}
-    return comparison, choice, (weights, choices, [seconds] * len(weights))
+    routers = [choice]
+    classes = list(test_pred.classes)
+    if best_single in classes and oof_probs:
+        aligned = np.concatenate([align_probs(p, r.val[stage].classes, classes)
+                                  for p, r in zip(oof_probs, with_stage, strict=True)])
+        deferral = choose_margin(pool, oof_ids, aligned, classes, best_single, fallback)
+        comparison["deferral"] = deferral
+        if defers(deferral):
+            picks = np.asarray(classes, dtype=object)[deferring_choice(
+                test_pred.mean, classes.index(best_single), deferral["margin"])]
+            deferral["test_share_left_default"] = float(np.mean(picks[pos] != best_single))
+            f1 = macro_f1(test_truth, picks, class_list(classes, test_truth))
+            routers.insert(0, RouterChoice(
+                f"{stage}, deferring to {best_single} below margin "
+                f"{deferral['margin']:.2f} (ensemble, test)",
+                with_fallback(picks[pos], fallback), seconds, f1))
+    return comparison, routers, (weights, choices, [seconds] * len(weights))
 
 
 def tie_summary(test: pd.DataFrame, test_metrics: dict[str, Any],

@@ -117,7 +117,7 @@ def build_dataset(run: RunDir, todo: dict[str, pd.DataFrame], config: SerecConfi
         ds = add_decode(dataset_from_frame(noisy, decode.batch_size), decode,
                         max_retries=TASK_RETRIES, **seconds)
         branches.append(ds.map_batches(noisy_pairs, batch_format="pandas", batch_size=None,
-                                       max_retries=TASK_RETRIES, **decode.remote_args()))
+                                       max_retries=TASK_RETRIES, **decode.task_args()))
     for system, clips in todo.items():
         if system == NOISY or system in identity:
             continue
@@ -136,7 +136,7 @@ def build_dataset(run: RunDir, todo: dict[str, pd.DataFrame], config: SerecConfi
     # Isolation rounds (halvings > 0) write pair by pair.
     ds = ds.map_batches(write_pairs, fn_kwargs=dict(run_root=run.root), batch_format="pandas",
                         batch_size=1 if halvings else config.label.rows_per_part,
-                        max_retries=TASK_RETRIES, **decode.remote_args())
+                        max_retries=TASK_RETRIES, **decode.task_args())
     if config.label.object_store_mib is not None:
         ds.context.execution_options = capped_execution_options(
             config.label.object_store_mib * 2**20)

@@ -101,7 +101,7 @@ def add_decode(ds: ray.data.Dataset, resources: Resources, min_seconds: float,
     """
     return ds.map_batches(decode_batch, batch_format="pandas", batch_size=resources.batch_size,
                           fn_kwargs=dict(min_seconds=min_seconds, max_seconds=max_seconds),
-                          max_retries=max_retries, **resources.remote_args())
+                          max_retries=max_retries, **resources.task_args())
 
 
 class Enhance:

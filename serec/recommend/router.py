@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ from serec.evaluate.ensemble import (
     predict_stage,
     trained_folds,
 )
-from serec.evaluate.frontier import cost_weighted_choice
+from serec.evaluate.frontier import cost_weighted_choice, deferring_choice
 from serec.features.cekl import CEKL_COLUMNS, cekl_features
 from serec.features.descriptors import AUDIO_FEATURE_COLUMNS, audio_features
 from serec.label.rule import ALL_FAILED
@@ -195,12 +196,15 @@ class FeaturesRouter:
     With ``cost_weight`` > 0 it picks ``argmax_s P(s) - cost_weight * seconds(s)`` (seconds:
     each system's mean enhancer seconds per clip, e.g. from the run's ``scores/``), trading
     quality for compute as ``serec evaluate``'s cost-weight sweep does; 0 is the most probable
-    label.
+    label. Else, with ``defer_to`` and ``margin`` > 0 (the margin ``serec evaluate`` chose out
+    of fold), it keeps ``defer_to`` unless the most probable label leads it by more than
+    ``margin`` (:func:`serec.evaluate.frontier.deferring_choice`).
     """
 
     def __init__(self, ensemble: StageEnsemble, fallback: str, max_seconds: float = 10.0,
                  cost_weight: float = 0.0,
-                 system_seconds: Mapping[str, float] | None = None) -> None:
+                 system_seconds: Mapping[str, float] | None = None,
+                 defer_to: str | None = None, margin: float = 0.0) -> None:
         unknown = sorted(set(ensemble.features) - set(AUDIO_FEATURE_COLUMNS))
         if unknown:
             raise ValueError(f"the features router cannot compute the features {unknown}")
@@ -210,13 +214,19 @@ class FeaturesRouter:
         self.fallback = fallback
         self.max_samples = int(max_seconds * TARGET_SR) if math.isfinite(max_seconds) else None
         self.cost_weight = float(cost_weight)
+        if defer_to is not None and defer_to not in self.classes:
+            raise ValueError(f"cannot defer to {defer_to!r}: not a class of the router "
+                             f"({', '.join(self.classes)})")
+        self.defer_to = defer_to
+        self.margin = float(margin)
         seconds = system_seconds or {}
         self.class_seconds = np.array([float(seconds.get(self.system_of(c), 0.0))
                                        for c in self.classes])
 
     @classmethod
     def from_run(cls, run: RunDir, fallback: str, max_seconds: float = 10.0,
-                 cost_weight: float = 0.0) -> FeaturesRouter:
+                 cost_weight: float = 0.0, defer_to: str | None = None,
+                 margin: float = 0.0) -> FeaturesRouter:
         """Every trained fold of the ``boosted`` stage; with a cost weight, each system's
         mean seconds per clip from the run's ``scores/``."""
         seconds = None
@@ -224,7 +234,7 @@ class FeaturesRouter:
             scores = run.read_pandas(SCORES, dedup_keys=["clip_id", "system"])
             seconds = scores.groupby("system")["seconds"].mean().to_dict()
         return cls(StageEnsemble.load(run, BOOSTED), fallback, max_seconds, cost_weight,
-                   seconds)
+                   seconds, defer_to, margin)
 
     @property
     def classes(self) -> list[str]:
@@ -232,6 +242,12 @@ class FeaturesRouter:
 
     def system_of(self, label: str) -> str:
         return self.fallback if label == ALL_FAILED else label
+
+    def choose(self, probs: np.ndarray) -> np.ndarray:
+        """The class index per row of ``probs`` (see the class doc)."""
+        if self.cost_weight or self.defer_to is None or self.margin <= 0:
+            return cost_weighted_choice(probs, self.class_seconds, self.cost_weight)
+        return deferring_choice(probs, self.classes.index(self.defer_to), self.margin)
 
     def route(self, audios: Sequence[np.ndarray]) -> pd.DataFrame:
         """One row per clip: ``label``, ``system``, ``confidence`` (its probability),
@@ -248,8 +264,7 @@ class FeaturesRouter:
         tabular = pd.DataFrame(values, columns=list(AUDIO_FEATURE_COLUMNS))
         prediction = predict_stage(self.ensemble, SpectrogramCache(audios), tabular)
         probs = prediction.mean
-        chosen = (cost_weighted_choice(probs, self.class_seconds, self.cost_weight) if n
-                  else np.zeros(0, int))
+        chosen = self.choose(probs) if n else np.zeros(0, int)
         labels = np.asarray(self.classes, dtype=object)[chosen]
         out = pd.DataFrame({
             "label": labels.astype(str),
@@ -287,38 +302,52 @@ class SingleSystemRouter:
                              "router_s": np.zeros(n)})
 
 
-def deployment(run: RunDir) -> tuple[str, str | None]:
+@dataclass(frozen=True)
+class Deployment:
+    """What ``recommend`` runs: ``router`` (``boosted``, ``best_single`` or ``two_stage``),
+    the best single ``system`` for ``best_single``, and the boosted router's deferral
+    (``defer_to`` and ``margin``; margin 0: the most probable label)."""
+
+    router: str
+    system: str | None = None
+    defer_to: str | None = None
+    margin: float = 0.0
+
+
+def deployment(run: RunDir) -> Deployment:
     """What ``serec evaluate`` chose on validation (``report/router_choice.json``, read once):
-    ``(boosted, None)`` when its folds exist, ``(best_single, system)``, or else
-    ``(two_stage, None)``."""
+    the boosted router when its folds exist, the best single system, or else the two-stage
+    router."""
     if run.exists(ROUTER_CHOICE_FILE):
         choice = run.read_json(ROUTER_CHOICE_FILE)
         chosen = str(choice.get("router", TWO_STAGE))
         if chosen == BEST_SINGLE:
-            return chosen, str(choice["system"])
+            return Deployment(chosen, system=str(choice["system"]))
         if chosen == BOOSTED and trained_folds(run, BOOSTED):
-            return chosen, None
-    return TWO_STAGE, None
+            return Deployment(chosen, defer_to=choice.get("defer_to"),
+                              margin=float(choice.get("margin") or 0.0))
+    return Deployment(TWO_STAGE)
 
 
 def chosen_router(run: RunDir) -> str:
     """``boosted``, ``best_single`` or ``two_stage``: see :func:`deployment`."""
-    return deployment(run)[0]
+    return deployment(run).router
 
 
 def deployed_system(run: RunDir) -> str | None:
     """The system every clip goes to when evaluate deployed the best single system, else
     None."""
-    return deployment(run)[1]
+    return deployment(run).system
 
 
 def load_router(run: RunDir, threshold: float, fallback: str, max_seconds: float = 10.0,
                 device: str = "cpu") -> Router | FeaturesRouter | SingleSystemRouter:
     """The router ``serec evaluate`` chose for this run on validation (see
     :func:`deployment`); all answer ``route(audios)`` with the same decision columns."""
-    chosen, system = deployment(run)
-    if system is not None:
-        return SingleSystemRouter(system, router_classes(run)[0].classes)
-    if chosen == BOOSTED:
-        return FeaturesRouter.from_run(run, fallback, max_seconds)
+    chosen = deployment(run)
+    if chosen.system is not None:
+        return SingleSystemRouter(chosen.system, router_classes(run)[0].classes)
+    if chosen.router == BOOSTED:
+        return FeaturesRouter.from_run(run, fallback, max_seconds, defer_to=chosen.defer_to,
+                                       margin=chosen.margin)
     return Router.from_run(run, threshold, fallback, max_seconds, device)

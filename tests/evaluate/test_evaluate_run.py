@@ -18,7 +18,7 @@ from serec.evaluate.ensemble import TwoStage
 from serec.evaluate.metrics import calibrate_threshold
 from serec.evaluate.report import deployment_phrase
 from serec.evaluate.routing import SystemScores
-from serec.evaluate.run import choose_router, json_safe, pool_mean_ovr
+from serec.evaluate.run import choose_margin, choose_router, json_safe, pool_mean_ovr
 from serec.label.rule import ALL_FAILED
 from serec.runs import LABELS, RunDir
 from serec.train.features_router import train_boosted
@@ -74,8 +74,17 @@ def test_evaluate_run_end_to_end(tmp_path, ray_session):
     best = metrics["routing"]["best_single"]
     at_default = ["router (ensemble, test, threshold 0.5)"] \
         if metrics["threshold"]["threshold"] != 0.5 else []
+    deferral = metrics["comparisons"]["boosted"]["deferral"]  # only the deployable router's
+    assert "deferral" not in metrics["comparisons"]["full"]
+    assert deferral["default"] == best and 0.0 <= deferral["margin"] <= 1.0
+    assert deferral["validation_oof_mean_ovr"] == max(
+        deferral["validation_mean_ovr_by_margin"].values())
+    deferring = ([f"boosted, deferring to {best} below margin {deferral['margin']:.2f} "
+                  "(ensemble, test)"]
+                 if deferral["margin"] > 0 and deferral["validation_share_left_default"] > 0
+                 else [])
     assert list(rows) == ["oracle", "router (ensemble, test)", *at_default,
-                          "full (ensemble, test)", "features (ensemble, test)",
+                          "full (ensemble, test)", "features (ensemble, test)", *deferring,
                           "boosted (ensemble, test)",
                           f"best single ({best})", "rnnoise", "gate", "passthrough", "random"]
     # the best single system is the training pool's, not the test set's
@@ -104,8 +113,11 @@ def test_evaluate_run_end_to_end(tmp_path, ray_session):
     assert set(picked_ovr) == {"two_stage", "boosted"}
     assert picked_ovr[choice["best_router"]] == max(picked_ovr.values())
     single_ovr = choice["best_single_validation_mean_ovr"]
+    assert picked_ovr["boosted"] == (deferral["validation_oof_mean_ovr"] if deferring
+                                     else metrics["comparisons"]["boosted"]
+                                     ["validation_oof_mean_ovr"])
     assert choice["router"] == ("best_single" if single_ovr - choice["tolerance"]
-                                > max(picked_ovr.values())
+                                >= max(picked_ovr.values()) - 1e-9
                                 else choice["best_router"])
     assert "## Cost and quality" in (report / "report.md").read_text()
     # metric noise: tie-aware scores beside the strict ones, the best single's shift-null gain
@@ -121,10 +133,13 @@ def test_evaluate_run_end_to_end(tmp_path, ray_session):
     assert metrics["routing"]["shift_null_gain_best_single"] == pytest.approx(0.02)
     markdown = (report / "report.md").read_text()
     assert "## Ties within the metric's noise" in markdown and "shift-null gain" in markdown
+    assert f"deferral margin, chosen on the same picks: {deferral['margin']:.2f}" in markdown
     targets = metrics["targets"]  # the routing targets, from the same test results
     assert sum(targets["best_shares"].values()) == pytest.approx(1.0)
     picked = metrics["router_choice"]["best_router"]
-    chosen = "router (ensemble, test)" if picked == "two_stage" else f"{picked} (ensemble, test)"
+    chosen = ("router (ensemble, test)" if picked == "two_stage"
+              else deferring[0] if picked == "boosted" and deferring
+              else f"{picked} (ensemble, test)")
     assert targets["router"] == chosen  # the router chosen on validation, which recommend deploys
     assert targets["router_minus_best_single"]["value"] == pytest.approx(
         rows[chosen]["mean_ovr"]
@@ -257,3 +272,35 @@ def test_router_chosen_on_validation_mean_ovr_not_macro_f1():
     validation["out_of_fold_mean_ovr"] = float("nan")
     comparisons["boosted"]["validation_oof_mean_ovr"] = float("nan")
     assert choose_router(validation, comparisons)["router"] == "two_stage"
+
+
+def test_deferral_margin_chosen_out_of_fold_and_deployed():
+    # x is the best single system; y wins clip c by a lot, clip d by a little, loses a and b
+    scores = pd.DataFrame({"clip_id": np.repeat(["a", "b", "c", "d"], 3),
+                           "system": ["noisy", "x", "y"] * 4,
+                           "ovr": [2.0, 3.0, 2.5, 2.0, 3.0, 2.6, 2.0, 2.5, 3.5, 2.0, 3.0, 3.1],
+                           "seconds": [0.0, 1.0, 1.0] * 4, "dnsmos_seconds": [0.1] * 12})
+    pool = SystemScores.from_scores(scores, ["a", "b", "c", "d"], ["x", "y"])
+    # the model leads with y by 0.1 on a, 0.3 on b (wrong), 0.8 on c and 0.2 on d (right)
+    probs = np.array([[0.45, 0.55], [0.35, 0.65], [0.1, 0.9], [0.4, 0.6]])
+    deferral = choose_margin(pool, ["a", "b", "c", "d"], probs, ["x", "y"], "x", "noisy")
+    # margins 0.3 up to 0.75 keep only c on y (mean 3.125); the largest of them is chosen
+    assert deferral["margin"] == pytest.approx(0.75)
+    assert deferral["validation_oof_mean_ovr"] == pytest.approx(3.125)
+    assert deferral["validation_share_left_default"] == pytest.approx(0.25)
+    assert deferral["validation_mean_ovr_by_margin"]["0.00"] == pytest.approx(
+        pool_mean_ovr(pool, ["a", "b", "c", "d"], ["y"] * 4))
+    validation = {"out_of_fold": {"macro_f1": 0.4}, "out_of_fold_mean_ovr": 2.9,
+                  "best_single_mean_ovr": 2.875}
+    comparisons = {"boosted": {"validation_oof_macro_f1": 0.5, "validation_oof_mean_ovr": 2.925,
+                               "deferral": deferral}}
+    choice = choose_router(validation, comparisons, "x")
+    assert (choice["router"], choice["defer_to"], choice["margin"]) == ("boosted", "x", 0.75)
+    assert choice["validation_mean_ovr"]["boosted"] == pytest.approx(3.125)
+    assert "deferring to x unless" in deployment_phrase(choice)
+    # a router that only matches the best single on validation is not worth its cost
+    never = choose_margin(pool, ["a", "b"], probs[:2], ["x", "y"], "x", "noisy")
+    assert never["margin"] == 1.0 and never["validation_share_left_default"] == 0.0
+    comparisons["boosted"]["deferral"] = never
+    validation["best_single_mean_ovr"] = never["validation_oof_mean_ovr"]
+    assert choose_router(validation, comparisons, "x")["router"] == "best_single"

@@ -10,6 +10,7 @@ from serec.evaluate.frontier import (
     Frontier,
     SystemCosts,
     cost_weighted_choice,
+    deferring_choice,
     network_passes,
     operating_point,
     router_curve,
@@ -56,6 +57,15 @@ def test_cost_weight_sweep_never_raises_a_clip_compute():
     assert np.array_equal(cost_weighted_choice(probs, costs, 0.0), probs.argmax(axis=1))
     assert np.all(np.diff(chosen, axis=0) <= 0)
     assert np.all(chosen[-1] == 0.0)  # the largest weight always takes the free system
+
+
+def test_deferring_choice_leaves_the_default_only_with_a_lead_above_the_margin():
+    probs = np.array([[0.5, 0.3, 0.2], [0.2, 0.7, 0.1], [0.35, 0.4, 0.25], [0.1, 0.1, 0.8]])
+    assert deferring_choice(probs, 0, 0.0).tolist() == [0, 1, 1, 2]  # the most probable
+    assert deferring_choice(probs, 0, 0.2).tolist() == [0, 1, 0, 2]
+    assert deferring_choice(probs, 0, 0.6).tolist() == [0, 0, 0, 2]
+    assert deferring_choice(probs, 1, 1.0).tolist() == [1, 1, 1, 1]  # never leaves it
+    assert deferring_choice(np.zeros((0, 3)), 0, 0.1).tolist() == []
 
 
 def test_network_passes_per_kind():

@@ -161,3 +161,9 @@ def test_constructor_and_empty_batch(scorer: Dnsmos) -> None:
     assert "CPUExecutionProvider" in scorer.providers
     with pytest.raises(ValueError, match="max_windows_per_run"):
         Dnsmos(max_windows_per_run=0)
+
+
+def test_sessions_do_not_spin(scorer: Dnsmos) -> None:
+    for session in (scorer._primary, scorer._p808):
+        options = session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

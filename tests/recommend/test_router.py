@@ -100,6 +100,15 @@ def test_features_router_routes_and_trades_quality_for_compute(tmp_path):
     thrifty = FeaturesRouter.from_run(run, "passthrough", cost_weight=1e4)
     assert (thrifty.route(_clips())["system"] == "passthrough").all()
     assert len(router.route([])) == 0
+    # evaluate's deferral: keep gate unless another label leads it by more than the margin
+    run.write_json(ROUTER_CHOICE_FILE, {"router": "boosted", "defer_to": "gate", "margin": 1.0})
+    deferring = load_router(run, 0.5, "passthrough")
+    assert (deferring.defer_to, deferring.margin) == ("gate", 1.0)
+    assert list(deferring.route(_clips())["system"]) == ["gate"] * 4
+    loose = FeaturesRouter.from_run(run, "passthrough", defer_to="gate", margin=0.0)
+    assert list(loose.route(_clips())["label"]) == list(out["label"])
+    with pytest.raises(ValueError, match="cannot defer to 'dfn'"):
+        FeaturesRouter.from_run(run, "passthrough", defer_to="dfn", margin=0.5)
     # no router beat the best single system on validation: every clip goes to it, for free
     run.write_json(ROUTER_CHOICE_FILE, {"router": "best_single", "system": "gate"})
     single = load_router(run, 0.5, "passthrough")
