@@ -142,6 +142,7 @@ class ScorePairs:
         out["error"] = errors
         out["ovr_framings"] = framings
         out["node_id"] = out["node_id"].where(out["node_id"].notna(), self.node)
+        out["dnsmos_node_id"] = self.node
         out["scored_at"] = time.time()
         if self.save_audio:
             for i in todo:

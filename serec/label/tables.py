@@ -25,7 +25,9 @@ SCORE_SCHEMA = pa.schema(
      # OVR at every framing (label.framings), the unshifted one first; null in old runs
      ("ovr_framings", pa.list_(pa.float64())),
      ("seconds", pa.float64()), ("dnsmos_seconds", pa.float64()), ("audio_s", pa.float64()),
-     ("node_id", pa.string()), ("error", pa.string()), ("scored_at", pa.float64())])
+     ("node_id", pa.string()), ("error", pa.string()), ("scored_at", pa.float64()),
+     # the node of the DNSMOS actor that scored the pair; null in old runs
+     ("dnsmos_node_id", pa.string())])
 # The label columns every labels part types the same way (beside the manifest's columns and
 # one ``<system>_ovr`` float column per system).
 LABEL_SCHEMA = pa.schema(

@@ -228,7 +228,11 @@ def test_pipeline_job_on_s3_spreads_every_kind_of_work(tmp_path, s3_server, s3_b
     assert len(nodes["rnnoise"]) == 1 and len(nodes["gate"]) == 1
     assert nodes["rnnoise"] != nodes["gate"], "both enhancer pools ran on one node"
     both = nodes["rnnoise"] | nodes["gate"]
-    assert nodes["noisy"] == both, f"DNSMOS ran on {nodes['noisy']}, not on {both}"
+    # every pair records the node of the DNSMOS actor that scored it (a noisy pair's node_id
+    # too); the noisy pairs alone are few enough to all reach one actor now and then
+    dnsmos_nodes = set(scores["dnsmos_node_id"])
+    assert dnsmos_nodes == both, f"DNSMOS ran on {dnsmos_nodes}, not on {both}"
+    assert nodes["noisy"] <= both
     for stage in ("gatekeeper", "expert"):
         folds = run.read_pandas(f"{MODELS}/{stage}/folds.parquet", dedup_key="fold")
         assert sorted(folds["fold"]) == list(range(PIPELINE_FOLDS))

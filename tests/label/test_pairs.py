@@ -54,6 +54,7 @@ def test_pairs_are_scored_saved_and_written_by_the_worker(tmp_path):
         ("g0", "gate"), ("g0", "noisy"), ("g1", "gate"), ("g1", "noisy")]
     assert scores["error"].isna().all() and np.isfinite(scores["ovr"]).all()
     assert (scores["scored_at"] > 0).all() and (scores["node_id"] == node_id()).all()
+    assert (scores["dnsmos_node_id"] == node_id()).all()
     rejects = read_rejects(run)  # the silent clip: one decode reject, not one per system
     assert rejects[["clip_id", "stage"]].to_dict("records") == [dict(clip_id="s",
                                                                      stage="decode")]
