@@ -23,8 +23,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 
 from serec.models.backbone import extractor_from_params
-from serec.models.boosted import BoostedTreesModel
-from serec.models.card import CARD_FILE, Model, ModelCard, load_model
+from serec.models.card import CARD_FILE, TREE_MODELS, Model, ModelCard, load_model
 from serec.models.inputs import spectrograms
 from serec.models.predict import batched_logits
 from serec.models.tabular import LinearTabularModel, softmax, standardise
@@ -168,7 +167,7 @@ def member_proba(member: FoldModel, cache: SpectrogramCache, tabular: pd.DataFra
     card, n = member.card, len(cache.audios)
     rows = tabular_inputs(card, tabular, n)
     seconds = np.zeros(n)
-    if isinstance(member.model, (LinearTabularModel, BoostedTreesModel)):
+    if isinstance(member.model, (LinearTabularModel, *TREE_MODELS)):
         began = time.perf_counter()
         probs = member.model.predict_proba(rows)
         seconds[:] = (time.perf_counter() - began) / max(n, 1)

@@ -82,7 +82,8 @@ from serec.features.descriptors import AUDIO_FEATURE_COLUMNS
 from serec.features.stage import noisy_scores
 from serec.label.rule import accepted_labels
 from serec.label.stages import NOISY
-from serec.models.card import CARD_FILE, KIND_AST, ModelCard, read_card
+from serec.models.boosted import cost_scores
+from serec.models.card import CARD_FILE, KIND_AST, ModelCard, ovr_temperature, read_card
 from serec.ray_utils import init_ray
 from serec.runs import FEATURES, LABELS, MANIFEST, REPORT, SCORES, RunDir
 from serec.train.splits import labeled_splits
@@ -381,7 +382,8 @@ def evaluate_run(run: RunDir, config: SerecConfig, address: str | None = None,
         "router_choice": router_choice,
         "targets": target_figures(
             frame, routing, next(r for r in headline if r["system"] == router_names[chosen]),
-            singles, next((c for c in curves if c["router"] == curve_names[chosen]), None)),
+            singles, next((c for c in curves if c["router"] == curve_names[chosen]), None),
+            next(r.systems for r in routers if r.name == router_names[chosen])),
     }
     predictions = predictions_table(oof_view, ens_view, two_stage, threshold,
                                     dict(zip(frame["clip_id"], frame["fold"], strict=True)),
@@ -637,7 +639,8 @@ def _comparison(stage: str, cards: StageCards, results: list[FoldResult],
               if len(oof_truth_all) else float("nan"))
     test_pred = stack_folds([r.test[stage] for r in with_stage])
     labels = np.asarray(test_pred.classes, dtype=object)[test_pred.mean.argmax(axis=1)]
-    report = flat_report(test_truth, labels, test_pred.classes, with_ci=True, n_boot=n_boot)
+    report = flat_report(test_truth, labels, class_list(test_pred.classes, test_truth),
+                         with_ci=True, n_boot=n_boot)
     if accepted is not None:
         report["tie_aware"] = tie_aware(test_truth, labels, accepted)
     model_s = test_pred.seconds.sum(axis=0)[pos]
@@ -648,8 +651,8 @@ def _comparison(stage: str, cards: StageCards, results: list[FoldResult],
     system_seconds = pool.mean_seconds()
     class_costs = np.array([system_seconds.get(str(s), 0.0) for s in class_systems])
     weights = weight_grid(class_costs)
-    probs = test_pred.mean[pos]
-    choices = [class_systems[cost_weighted_choice(probs, class_costs, w)] for w in weights]
+    scores = cost_scores(test_pred.mean[pos], ovr_temperature(cards.cards.values()))
+    choices = [class_systems[cost_weighted_choice(scores, class_costs, w)] for w in weights]
     comparison = {"folds": [r.fold for r in with_stage], "validation_per_fold": per_fold,
                   "validation_macro_f1": mean_std([f["macro_f1"] for f in per_fold]),
                   "validation_oof_macro_f1": oof_f1,

@@ -45,14 +45,16 @@ def cheap_router_point(curves: Sequence[dict[str, Any]], budget_s: float
 
 
 def target_figures(labels: pd.DataFrame, routing: dict[str, Any], router: dict[str, Any],
-                   singles: Sequence[dict[str, Any]], curve: dict[str, Any] | None
-                   ) -> dict[str, Any]:
+                   singles: Sequence[dict[str, Any]], curve: dict[str, Any] | None,
+                   router_systems: Sequence[str] | None = None) -> dict[str, Any]:
     """The targets' figures, each with ``met`` (None where it cannot be measured).
 
     ``labels``: every labeled clip of the run (shares); ``routing``/``singles``: the test-set
     results of :func:`serec.evaluate.run.evaluate_run` (the best single is
     ``routing['best_single']``); ``router``: the headline row of the router chosen on
-    validation, ``curve`` its cost–quality curve on the test set (None: not swept).
+    validation, ``curve`` its cost–quality curve on the test set (None: not swept),
+    ``router_systems`` its pick per test clip (for the share of clips on which it leaves the
+    best single: a router that never does meets the quality target only as that system).
     """
     shares = best_shares(labels)
     best = routing["best_single"]
@@ -70,6 +72,9 @@ def target_figures(labels: pd.DataFrame, routing: dict[str, Any], router: dict[s
         "router": router["system"],
         "router_minus_best_single": _check(router["mean_ovr"] - single["mean_ovr"],
                                            router["mean_ovr"] >= single["mean_ovr"]),
+        "router_share_off_best_single": (
+            sum(str(s) != best for s in router_systems) / len(router_systems)
+            if router_systems is not None and len(router_systems) else nan),
         "cheap_point": cheap,
         "cheap_minus_best_single": _check(
             cheap["mean_ovr"] - single["mean_ovr"] if cheap else nan,
@@ -88,6 +93,13 @@ def _mark(check: dict[str, Any]) -> str:
     return "met" if met is True else "not met" if met is False else "n/a"
 
 
+def _off_best(targets: dict[str, Any]) -> str:
+    share = targets.get("router_share_off_best_single")  # absent in older metrics.json
+    if share is None or not math.isfinite(share):
+        return ""
+    return f"; it picks another system than {targets['best_single']} on {share:.0%} of test clips"
+
+
 def format_targets(targets: dict[str, Any]) -> list[str]:
     """The figures as plain lines (headline and report)."""
     shares = ", ".join(f"{k} {v:.0%}" for k, v in targets["best_shares"].items())
@@ -101,7 +113,7 @@ def format_targets(targets: dict[str, Any]) -> list[str]:
         f"{_signed(targets['shift_null_gain_best_single'])}",
         f"router chosen on validation ({targets['router']}) - best single "
         f"{_signed(targets['router_minus_best_single']['value'])} OVR "
-        f"(target >= 0: {_mark(targets['router_minus_best_single'])})",
+        f"(target >= 0: {_mark(targets['router_minus_best_single'])}){_off_best(targets)}",
     ]
     if cheap is None:
         lines.append(f"no router operating point at <= {COMPUTE_SHARE:.0%} of the best single's "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from safetensors.torch import save as save_torch
 
 from serec import __version__
 from serec.models.backbone import backbone_from_config
-from serec.models.boosted import BoostedTreesModel
+from serec.models.boosted import DEFAULT_OVR_TEMPERATURE, BoostedTreesModel, OvrRegressionModel
 from serec.models.heads import ASTClassifier
 from serec.models.tabular import LinearTabularModel
 from serec.runs import RunDir
@@ -35,6 +36,8 @@ WEIGHTS_FILE = "model.safetensors"
 KIND_AST = "ast"
 KIND_LINEAR = "linear"
 KIND_BOOSTED = "boosted"  # weights file: the training fold; params: train_config["params"]
+# the same, with per-system OVRs; train_config["temperature"] too
+KIND_BOOSTED_OVR = "boosted_ovr"
 FORMAT_VERSION = 1
 
 
@@ -80,7 +83,20 @@ class ModelCard:
                 np.asarray(self.scaler_scale, np.float64))
 
 
-Model = ASTClassifier | LinearTabularModel | BoostedTreesModel
+Model = ASTClassifier | LinearTabularModel | BoostedTreesModel | OvrRegressionModel
+TREE_MODELS = (BoostedTreesModel, OvrRegressionModel)
+
+
+def ovr_temperature(cards: Iterable[ModelCard]) -> float | None:
+    """The softmax temperature of a fold ensemble of OVR models (None for any other kind)."""
+    cards = list(cards)
+    if not cards or any(c.kind != KIND_BOOSTED_OVR for c in cards):
+        return None
+    temperatures = {float(c.train_config.get("temperature", DEFAULT_OVR_TEMPERATURE))
+                    for c in cards}
+    if len(temperatures) != 1:
+        raise ValueError(f"the folds' OVR models disagree on their temperature: {temperatures}")
+    return temperatures.pop()
 
 
 def build_model(card: ModelCard) -> Model:
@@ -100,7 +116,7 @@ def build_model(card: ModelCard) -> Model:
 
 def model_bytes(model: Model) -> bytes:
     """The weights as safetensors bytes."""
-    if isinstance(model, (LinearTabularModel, BoostedTreesModel)):
+    if isinstance(model, (LinearTabularModel, *TREE_MODELS)):
         return save_numpy({k: np.ascontiguousarray(v) for k, v in model.tensors().items()})
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     return save_torch(state)
@@ -125,6 +141,11 @@ def load_model(model_dir: str) -> tuple[Model, ModelCard]:
         tensors = load_numpy(folder.read_bytes(WEIGHTS_FILE))
         return BoostedTreesModel.from_tensors(tensors, len(card.classes),
                                               card.train_config.get("params", {})), card
+    if card.kind == KIND_BOOSTED_OVR:
+        tensors = load_numpy(folder.read_bytes(WEIGHTS_FILE))
+        return OvrRegressionModel.from_tensors(
+            tensors, card.train_config.get("params", {}),
+            card.train_config.get("temperature", DEFAULT_OVR_TEMPERATURE)), card
     model = build_model(card)
     data = folder.read_bytes(WEIGHTS_FILE)
     if isinstance(model, LinearTabularModel):

@@ -95,7 +95,8 @@ def _decision_row(row: pd.Series, classes: list[str], score: bool) -> dict:
         "path": row["path"], "name": row["name"], "clip_id": row["clip_id"],
         "label": row["label"], "system": system, "confidence": as_float(row["confidence"]),
         "routed_to_expert": bool(row["routed_to_expert"]),
-        **{probability_column(c): as_float(row[probability_column(c)]) for c in classes},
+        # NaN for a label the deployed router has no class for (an OVR router: all_failed)
+        **{probability_column(c): as_float(row.get(probability_column(c))) for c in classes},
         "router_s": as_float(row["router_s"]), "enhancer_s": as_float(row["enhancer_s"]),
         "audio_s": as_float(row["audio_s"]), "output": output if isinstance(output, str) else None,
         "enhancer_error": error,

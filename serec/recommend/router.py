@@ -41,7 +41,8 @@ from serec.evaluate.frontier import cost_weighted_choice, deferring_choice
 from serec.features.cekl import CEKL_COLUMNS, cekl_features
 from serec.features.descriptors import AUDIO_FEATURE_COLUMNS, audio_features
 from serec.label.rule import ALL_FAILED
-from serec.models.card import read_card
+from serec.models.boosted import cost_scores
+from serec.models.card import ovr_temperature, read_card
 from serec.runs import SCORES, RunDir
 
 DNSMOS_FEATURES = {"noisy_sig": "sig", "noisy_bak": "bak", "noisy_ovr": "ovr",
@@ -246,7 +247,8 @@ class FeaturesRouter:
     def choose(self, probs: np.ndarray) -> np.ndarray:
         """The class index per row of ``probs`` (see the class doc)."""
         if self.cost_weight or self.defer_to is None or self.margin <= 0:
-            return cost_weighted_choice(probs, self.class_seconds, self.cost_weight)
+            scores = cost_scores(probs, ovr_temperature(m.card for m in self.ensemble.members))
+            return cost_weighted_choice(scores, self.class_seconds, self.cost_weight)
         return deferring_choice(probs, self.classes.index(self.defer_to), self.margin)
 
     def route(self, audios: Sequence[np.ndarray]) -> pd.DataFrame:

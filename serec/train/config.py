@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from serec.errors import ConfigError
+from serec.models.boosted import DEFAULT_OVR_TEMPERATURE
 from serec.typed_config import at_least, from_mapping
 
 POSITIVE = at_least(0, strict=True)
@@ -60,6 +61,11 @@ class TrainConfig:
     # framing noise), instead of uniformly over the tied set: a pick then costs in training
     # about what it costs in OVR. AST stages keep tied-set targets.
     soft_temperature: float = field(default=0.0, metadata=at_least(0))
+    # What the boosted router learns: label (a classifier of the label) or ovr (one regressor
+    # per system of its OVR relative to the clip's mean; serec.models.boosted.OvrRegressionModel)
+    boosted_target: Literal["label", "ovr"] = "label"
+    # boosted_target ovr: class probabilities are softmax(predicted OVR / T), T in OVR units
+    ovr_temperature: float = field(default=DEFAULT_OVR_TEMPERATURE, metadata=POSITIVE)
     # inverse L2 strength of the ``features`` baseline
     features_c: float = field(default=1.0, metadata=POSITIVE)
     # Object store (MiB) a streamed fold dataset may fill ahead of its consumer; a fold no

@@ -164,7 +164,9 @@ def train_stage(run: RunDir, stage: str, folds: list[int] | None = None,
     config = config or TrainConfig()
     if stage == BOOSTED:  # the features router (serec.train.features_router)
         return train_boosted(run, folds, config.seed, soft_labels=config.soft_labels,
-                             soft_temperature=config.soft_temperature)
+                             soft_temperature=config.soft_temperature,
+                             target=config.boosted_target,
+                             ovr_temperature=config.ovr_temperature)
     task = stage_task(run, stage, config)
     folds = resolve_folds(task, folds)
     if stage == "features":

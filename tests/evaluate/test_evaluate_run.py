@@ -210,6 +210,23 @@ def test_models_of_one_run_tested_on_another_run(tmp_path, ray_session):
         evaluate_run(run, tiny_config(), num_cpus=0.5, test_run=RunDir.of(tmp_path / "none"))
 
 
+def test_ovr_router_is_evaluated_like_the_classifier(tmp_path, ray_session):
+    run = build_tiny_run(tmp_path, ast_stages=(), stages=("gatekeeper", "expert"))
+    train_boosted(run, target="ovr")
+    metrics = evaluate_run(run, tiny_config(), num_cpus=0.5, n_boot=50)
+    boosted = metrics["comparisons"]["boosted"]
+    test = metrics["test"]
+    assert boosted["test"]["n"] == metrics["n_test"]
+    # the all_failed test clips count, as errors of a router that only picks systems
+    failed = next(c for c in boosted["test"]["per_class"] if c["class"] == ALL_FAILED)
+    assert failed["support"] > 0 and failed["recall"] == 0.0
+    assert np.isfinite(boosted["validation_oof_mean_ovr"]) and test["ensemble"]["n"] > 0
+    assert boosted["deferral"]["default"] == _pool_best_single(run)
+    rows = {r["system"] for r in metrics["headline"]}
+    assert "boosted (ensemble, test)" in rows
+    assert metrics["router_choice"]["router"] in ("two_stage", "boosted", "best_single")
+
+
 def test_test_run_without_labels_is_a_one_line_error(tmp_path, capsys):
     run = build_tiny_run(tmp_path, ast_stages=(), stages=("gatekeeper", "expert"))
     code = main(["evaluate", "--run", run.root, "--test-run", str(tmp_path / "none")])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -25,7 +26,9 @@ def test_targets_met_when_the_router_pays():
     labels = pd.DataFrame({"best_system": ["dfn3", "nsnet2", "wpe", "hush", "dfn3"]})
     router = {"system": "router", "mean_ovr": 3.01}
     curve = _curve([(0.2, 2.99, 0.45), (0.5, 3.01, 0.8), (0.9, 2.95, 0.2)])
-    t = target_figures(labels, ROUTING, router, SINGLES, curve)
+    t = target_figures(labels, ROUTING, router, SINGLES, curve,
+                       np.array(["dfn3", "nsnet2", "dfn3", "dfn3"], dtype=object))
+    assert t["router_share_off_best_single"] == 0.25
     assert t["best_shares"] == {"dfn3": 0.4, "nsnet2": 0.2, "wpe": 0.2, "hush": 0.2}
     assert t["max_best_share"] == {"value": 0.4, "met": True}
     assert t["router_minus_best_single"]["value"] == pytest.approx(0.01)
@@ -37,6 +40,13 @@ def test_targets_met_when_the_router_pays():
     text = "\n".join(format_targets(t))
     assert "largest share 40% (target <= 40%: met)" in text and "not met" not in text
     assert "router chosen on validation (router) - best single +0.010" in text
+    assert "it picks another system than dfn3 on 25% of test clips" in text
+    # a router that kept the best single on every test clip says so beside "met"
+    same = target_figures(labels, ROUTING, {"system": "router", "mean_ovr": 3.0}, SINGLES,
+                          curve, ["dfn3"] * 4)
+    assert same["router_minus_best_single"]["met"] is True
+    assert "(target >= 0: met); it picks another system than dfn3 on 0% of test clips" in \
+        "\n".join(format_targets(same))
 
 
 def test_targets_not_met_and_unmeasurable():
@@ -48,6 +58,7 @@ def test_targets_not_met_and_unmeasurable():
     assert math.isnan(t["cheap_minus_best_single"]["value"])
     text = "\n".join(format_targets(t))
     assert "no router operating point at <= 50%" in text
+    assert "picks another system" not in text  # no picks given (an older metrics.json)
     assert target_figures(labels, ROUTING, router, SINGLES, None)["cheap_point"] is None
     # metrics.json gives None back as NaN (report.py's _numbers): still formats
     assert format_targets({**t, "cheap_point": math.nan,

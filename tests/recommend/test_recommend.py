@@ -22,6 +22,7 @@ from serec.recommend.driver import (
     _branch,
     system_entries,
 )
+from serec.train.features_router import train_boosted
 from tests.evaluate.tinyrun import build_tiny_run, synth, tiny_config
 
 pytestmark = pytest.mark.timeout(600)
@@ -101,6 +102,14 @@ def test_recommend_files_end_to_end(tmp_path, ray_session):
     single = recommend_files(run, config, [str(first.parent)], str(tmp_path / "single"))
     assert len(single) == 4 and set(single["system"]) == {"gate"}
     assert (single["router_s"] == 0).all() and single["output"].notna().all()
+
+    # the boosted router on predicted OVR: systems only, so no all_failed probability
+    train_boosted(run, target="ovr")
+    run.write_json(ROUTER_CHOICE_FILE, {"router": "boosted"})
+    regressed = recommend_files(run, config, [str(first.parent)], str(tmp_path / "ovr"))
+    assert len(regressed) == 4 and set(regressed["system"]) <= {"rnnoise", "gate"}
+    assert regressed["p_all_failed"].isna().all()
+    np.testing.assert_allclose(regressed[["p_gate", "p_rnnoise"]].sum(axis=1), 1.0)
 
 
 def test_an_enhancer_stage_only_receives_its_clips(ray_session):

@@ -118,3 +118,20 @@ def test_features_router_routes_and_trades_quality_for_compute(tmp_path):
     assert set(single.classes) >= {"rnnoise", "gate", "all_failed"}
     np.testing.assert_allclose(out[[f"p_{c}" for c in single.classes]].sum(axis=1), 1.0)
     assert set(out.columns) == set(router.route(_clips()).columns)
+
+
+def test_features_router_on_predicted_ovr(tmp_path):
+    run = build_tiny_run(tmp_path, ast_stages=(), stages=())
+    train_boosted(run, target="ovr")
+    router = FeaturesRouter.from_run(run, "passthrough")
+    assert router.classes == ["gate", "rnnoise"]  # systems only: no all_failed class
+    out = router.route(_clips())
+    assert list(out["system"])[:2] == ["rnnoise", "gate"]
+    np.testing.assert_allclose(out[[f"p_{c}" for c in router.classes]].sum(axis=1), 1.0)
+    # a large cost weight (OVR per second on predicted OVR) picks the cheaper system
+    thrifty = FeaturesRouter.from_run(run, "passthrough", cost_weight=1e4)
+    cheaper = router.classes[int(np.argmin(thrifty.class_seconds))]
+    assert thrifty.class_seconds.min() < thrifty.class_seconds.max()
+    assert (thrifty.route(_clips())["system"] == cheaper).all()
+    deferring = FeaturesRouter.from_run(run, "passthrough", defer_to="gate", margin=1.0)
+    assert list(deferring.route(_clips())["system"]) == ["gate"] * 4
