@@ -15,6 +15,7 @@ for the hundreds of clips this model is meant for.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,7 +123,9 @@ class OvrRegressionModel:
         self.params = {**DEFAULT_PARAMS, **self.params}
         self._offsets = np.zeros(self.num_classes)
         self._regressors: list[Any] = []
-        centred = self.ovr - _row_means(self.ovr)[:, None]
+        with warnings.catch_warnings():  # a clip with no OVR at all: NaN, left out below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            centred = self.ovr - np.nanmean(self.ovr, axis=1, keepdims=True)
         for system in range(self.num_classes):
             known = np.isfinite(centred[:, system])
             if known.sum() < 2:  # nothing to learn: a constant (the system's mean, or worst)
@@ -153,8 +156,6 @@ class OvrRegressionModel:
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """``(N, systems)`` probabilities that each system is the best (see the class doc)."""
         predicted = self.predict_ovr(x)
-        if not len(predicted):
-            return predicted
         return softmax(np.where(np.isfinite(predicted), predicted, -1e9)
                             / self.temperature)
 
@@ -178,11 +179,3 @@ def cost_scores(probs: np.ndarray, temperature: float | None) -> np.ndarray:
         return probs
     with np.errstate(divide="ignore"):
         return temperature * np.log(probs)
-
-
-def _row_means(values: np.ndarray) -> np.ndarray:
-    """Mean of each row's finite cells (NaN for a row without any)."""
-    finite = np.isfinite(values)
-    counts = finite.sum(axis=1)
-    sums = np.where(finite, values, 0.0).sum(axis=1)
-    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
