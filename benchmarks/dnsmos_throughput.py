@@ -1,11 +1,12 @@
-"""DNSMOS throughput: speechmos (reference, one clip at a time) vs serec's batched Dnsmos.
+"""DNSMOS throughput: speechmos (reference, one clip at a time) vs serec's batched Dnsmos, with
+and without sharing the work of overlapping windows.
 
 Usage: python benchmarks/dnsmos_throughput.py [--clips N] [--max-windows W] [--repeats R]
 
 Both scorers are built and warmed up before timing. The same real clips (noisy VoiceBank-DEMAND
-pairs plus clean speech of mixed lengths from ../shared/corpus) go through both; the script checks
-that every score agrees to 1e-4 and prints clips/s for each and the speedup, by wall time and
-by process CPU time (the latter is steadier on a shared machine).
+pairs plus clean speech of mixed lengths from ../shared/corpus) go through all three; the script
+checks that every score agrees to 1e-4 and prints clips/s for each and the speedups, by wall time
+and by process CPU time (the latter is steadier on a shared machine).
 """
 
 from __future__ import annotations
@@ -69,11 +70,14 @@ def main() -> None:
 
     speechmos_dnsmos.run(clips[0], TARGET_SR)  # builds its sessions and warms librosa/numba
     scorer = Dnsmos(max_windows_per_run=args.max_windows, intra_op_num_threads=args.threads)
+    whole = Dnsmos(max_windows_per_run=args.max_windows, intra_op_num_threads=args.threads,
+                   share_windows=False)
     print(f"serec providers: {scorer.providers}, max_windows_per_run={args.max_windows}")
 
     runners = {
         "speechmos (per clip)": lambda: [speechmos_dnsmos.run(a, TARGET_SR) for a in clips],
-        "serec Dnsmos (batched)": lambda: scorer.score_batch(clips),
+        "serec, whole windows": lambda: whole.score_batch(clips),
+        "serec, shared windows": lambda: scorer.score_batch(clips),
     }
     wall = {name: [] for name in runners}
     cpu = {name: [] for name in runners}
@@ -86,9 +90,9 @@ def main() -> None:
             wall[name].append(wall_s)
             cpu[name].append(cpu_s)
 
-    reference, ours = results.values()
+    reference, *serec_results = results.values()
     max_diff = max(abs(getattr(o, key) - float(r[ref_key]))
-                   for o, r in zip(ours, reference, strict=True)
+                   for ours in serec_results for o, r in zip(ours, reference, strict=True)
                    for key, ref_key in REFERENCE_KEYS.items())
     print(f"max |serec - speechmos| over sig/bak/ovr/p808: {max_diff:.2e}")
     print(f"best of {args.repeats} round(s); CPU s = process CPU time, all threads")
@@ -98,10 +102,13 @@ def main() -> None:
         best_wall, best_cpu = min(wall[name]), min(cpu[name])
         print(f"{name:<24}{best_wall:>8.2f}{len(clips) / best_wall:>9.2f}"
               f"{n_windows / best_wall:>11.2f}{best_cpu:>8.2f}{len(clips) / best_cpu:>13.3f}")
-    (ref_name, serec_name) = runners
-    print(f"speedup serec / speechmos: wall {min(wall[ref_name]) / min(wall[serec_name]):.2f}x, "
-          f"CPU {min(cpu[ref_name]) / min(cpu[serec_name]):.2f}x")
+    ref_name, whole_name, shared_name = runners
+    for faster, slower in ((whole_name, ref_name), (shared_name, ref_name),
+                           (shared_name, whole_name)):
+        print(f"speedup {faster} / {slower}: wall {min(wall[slower]) / min(wall[faster]):.2f}x, "
+              f"CPU {min(cpu[slower]) / min(cpu[faster]):.2f}x")
     assert max_diff < TOLERANCE, f"scores differ by {max_diff:.2e} >= {TOLERANCE}"
+
 
 if __name__ == "__main__":
     main()

@@ -10,9 +10,11 @@ temporary worktree) label the same manifest, alternating, ``--repeats`` times ea
 in its own process and Ray session; prints each run's wall time and clips/s, the medians and
 their ratio. The config defaults to REF's ``configs/local.yaml`` (both versions must read it);
 ``--config-here`` gives this checkout another one, e.g. the same zoo with settings REF lacks.
+``--manifest`` labels that manifest (e.g. a demo corpus's) instead of ``--clips`` mixed clips.
 
     python benchmarks/label_throughput.py [--clips 48] [--config configs/local.yaml]
     python benchmarks/label_throughput.py --against 7fd0b43 --clips 24 --repeats 3
+    python benchmarks/label_throughput.py --against 7fd0b43 --manifest RUN/manifest.parquet
 """
 
 from __future__ import annotations
@@ -112,10 +114,11 @@ def timed_label(checkout: Path, manifest: Path, run_root: Path, config: Path) ->
 
 
 def versus_ref(ref: str, clips: int, repeats: int, config: str | None,
-               config_here: str | None = None) -> None:
-    """Alternating runs of this checkout's and ``ref``'s ``serec label`` on one manifest."""
+               config_here: str | None = None, manifest: Path | None = None) -> None:
+    """Alternating runs of this checkout's and ``ref``'s ``serec label`` on one manifest
+    (``manifest``, or ``clips`` clips mixed here)."""
     with worktree(ref) as other, tempfile.TemporaryDirectory() as tmp:
-        run = make_run(Path(tmp) / "source", clips)
+        run = RunDir.of(manifest.parent) if manifest else make_run(Path(tmp) / "source", clips)
         manifest = Path(run.root) / "manifest.parquet"
         config_path = Path(config) if config else other / "configs" / "local.yaml"
         here_path = Path(config_here) if config_here else config_path
@@ -145,9 +148,13 @@ def main() -> None:
     parser.add_argument("--against", metavar="REF", default=None,
                         help="compare with serec label of this git ref instead of a plain loop")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--manifest", type=Path, default=None,
+                        help="with --against: a run's manifest.parquet to label instead of "
+                             "--clips mixed clips")
     args = parser.parse_args()
     if args.against:
-        versus_ref(args.against, args.clips, args.repeats, args.config, args.config_here)
+        versus_ref(args.against, args.clips, args.repeats, args.config, args.config_here,
+                   args.manifest)
         return
     config = load_config(args.config)
     with tempfile.TemporaryDirectory() as tmp:

@@ -130,7 +130,8 @@ def build_dataset(run: RunDir, todo: dict[str, pd.DataFrame], config: SerecConfi
     dnsmos = config.dnsmos
     ds = ds.map_batches(ScorePairs, fn_constructor_kwargs=dict(
         run_root=run.root, personalized=dnsmos.personalized, use_gpu=dnsmos.num_gpus > 0,
-        max_windows_per_run=dnsmos.max_windows_per_run, save_audio=save_audio,
+        max_windows_per_run=dnsmos.max_windows_per_run, share_windows=dnsmos.share_windows,
+        save_audio=save_audio,
         shifts_ms=tuple(config.label.framings.all_shifts_ms), score=config.label.framings.score),
         **_actor_pool(_shrunk(dnsmos, halvings), halvings > 0))
     # Isolation rounds (halvings > 0) write pair by pair.

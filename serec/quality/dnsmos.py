@@ -3,7 +3,9 @@
 Reproduces Microsoft's DNS-Challenge ``dnsmos_local.py`` (as packaged by ``speechmos``) from the
 ONNX files shipped in the ``speechmos`` wheel, without its Python code and without librosa: the
 P.808 log-mel input is computed here in numpy. :class:`Dnsmos` loads both models once and scores
-the windows of many clips in one ONNX run per model.
+the windows of many clips in one ONNX run per model. The reference scores every 9.01 s window at
+a 1 s hop; the P.835 model's convolutions before its first pooling run once over the frames a
+clip's windows share (:class:`SharedWindowsP835`), which is most of its cost.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +29,9 @@ except ImportError as exc:  # serec's extras choose the build: [cpu] or [gpu]
         "DNSMOS needs an ONNX runtime: pip install 'serec[cpu]' (onnxruntime) or, on CUDA "
         "nodes, 'serec[gpu]' (onnxruntime-gpu)") from exc
 
+if TYPE_CHECKING:
+    import onnx
+
 CUDA_PROVIDER = "CUDAExecutionProvider"
 
 SCORE_COLUMNS: tuple[str, ...] = ("sig", "bak", "ovr", "p808", "sig_raw", "bak_raw", "ovr_raw")
@@ -33,6 +39,12 @@ SCORE_COLUMNS: tuple[str, ...] = ("sig", "bak", "ovr", "p808", "sig_raw", "bak_r
 WINDOW_SECONDS = 9.01
 WINDOW_SAMPLES = int(WINDOW_SECONDS * TARGET_SR)  # 144160, the primary model's input length
 HOP_SAMPLES = TARGET_SR
+# The P.835 model frames a window into 900 frames of 320 samples at a 160-sample hop.
+P835_FRAME = 320
+P835_FRAME_HOP = 160
+P835_WINDOW_FRAMES = (WINDOW_SAMPLES - P835_FRAME) // P835_FRAME_HOP + 1
+P835_FRAMES = "mos_estimator_logpow/concat:0"  # the frames, (batch, 900, 320)
+P835_BEFORE_POOLING = "mos_estimator_logpow/conv2d_3/Relu:0"  # input of the first pooling
 P808_TRIM = 160  # the P.808 model sees each window minus its last 160 samples (900 mel frames)
 MEL_N_FFT = 321
 MEL_HOP = 160
@@ -245,8 +257,132 @@ def cuda_providers() -> list[str]:
     return [CUDA_PROVIDER, "CPUExecutionProvider"]
 
 
+def _graph_cut(model: onnx.ModelProto, inputs: list[str], outputs: list[str],
+               dynamic: dict[str, dict[int, str]]) -> onnx.ModelProto:
+    """The part of ``model`` from ``inputs`` to ``outputs``, with the named axes left free."""
+    import onnx.utils
+
+    part = onnx.utils.Extractor(model).extract_model(inputs, outputs)
+    for value in [*part.graph.input, *part.graph.output]:
+        for axis, name in dynamic.get(value.name, {}).items():
+            value.type.tensor_type.shape.dim[axis].dim_param = name
+    del part.graph.value_info[:]  # shapes inferred for 900 frames do not hold for other lengths
+    return part
+
+
+def _same_padded_reach(part: onnx.ModelProto) -> int | None:
+    """Frames by which the 2-D convolutions of ``part`` reach along time: their count when all
+    are 3x3, stride 1, padding 1 (the 1-D convolutions are the kernel-1 STFT); else None."""
+    import onnx.helper
+
+    reach = 0
+    for node in part.graph.node:
+        if node.op_type != "Conv":
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        kernel = list(attrs.get("kernel_shape", []))
+        if kernel == [1]:
+            continue
+        if (kernel != [3, 3] or list(attrs.get("pads", [])) != [1, 1, 1, 1]
+                or list(attrs.get("strides", [1, 1])) != [1, 1]
+                or list(attrs.get("dilations", [1, 1])) != [1, 1]):
+            return None
+        reach += 1
+    return reach
+
+
+class SharedWindowsP835:
+    """The P.835 model over all windows of one clip, sharing the work windows overlap in.
+
+    The model frames a window (900 frames, 320 samples, hop 160) and applies an STFT and 3x3
+    convolutions (stride 1, zero padding 1) before its first 2x2 pooling. Windows start every
+    100 frames, so away from a window's edges those convolutions see the same frames in every
+    window that covers them. They therefore run once over the frames the windows span; the
+    ``reach`` frames at each window edge (where the padding differs) come from a run on the
+    window's own first and last ``2 * reach`` frames; the rest of the model runs per window.
+    Windows start on even frames, so the pooling grid agrees. Raw scores equal the whole
+    model's up to float32 rounding (about 1e-6).
+
+    Built by :meth:`from_model`, which returns None for a graph without that structure.
+    """
+
+    def __init__(self, prefix: ort.InferenceSession, suffix: ort.InferenceSession, reach: int,
+                 max_windows_per_run: int) -> None:
+        self.prefix = prefix
+        self.suffix = suffix
+        self.reach = reach
+        self.max_windows_per_run = max_windows_per_run
+
+    @classmethod
+    def from_model(cls, path: Path, options: ort.SessionOptions, providers: list[str],
+                   max_windows_per_run: int) -> SharedWindowsP835 | None:
+        try:  # imported here: it takes about a second, and only scorers need it
+            import onnx
+            import onnx.shape_inference
+        except ImportError as exc:
+            raise ImportError("DNSMOS shares window work with the onnx package: pip install "
+                              "'serec[cpu]' (or 'serec[gpu]'), which brings it") from exc
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+        produced = {name for node in model.graph.node for name in node.output}
+        if not {P835_FRAMES, P835_BEFORE_POOLING} <= produced:
+            return None
+        output = model.graph.output[0].name
+        prefix = _graph_cut(model, [P835_FRAMES], [P835_BEFORE_POOLING],
+                            {P835_FRAMES: {0: "batch", 1: "frames"},
+                             P835_BEFORE_POOLING: {0: "batch", 2: "frames"}})
+        suffix = _graph_cut(model, [P835_BEFORE_POOLING], [output],
+                            {P835_BEFORE_POOLING: {0: "batch"}, output: {0: "batch"}})
+        reach = _same_padded_reach(prefix)
+        if not reach:
+            return None
+
+        def session(part: onnx.ModelProto) -> ort.InferenceSession:
+            return ort.InferenceSession(part.SerializeToString(), options, providers=providers)
+
+        return cls(session(prefix), session(suffix), reach, max_windows_per_run)
+
+    def _prefix(self, frames: np.ndarray) -> np.ndarray:
+        return self.prefix.run(None, {P835_FRAMES: frames})[0]
+
+    def raw_scores(self, signal: np.ndarray, bounds: Sequence[tuple[int, int]]) -> np.ndarray:
+        """Raw (sig, bak, ovr) of shape (len(bounds), 3) for the windows ``bounds`` of
+        ``signal`` (:func:`window_bounds` of a tiled clip)."""
+        starts = [start // P835_FRAME_HOP for start, _ in bounds]
+        span = starts[-1] + P835_WINDOW_FRAMES
+        frames = np.lib.stride_tricks.sliding_window_view(
+            signal[:(span - 1) * P835_FRAME_HOP + P835_FRAME], P835_FRAME)[::P835_FRAME_HOP]
+        frames = np.ascontiguousarray(frames[None], dtype=np.float32)
+        # In runs of at most max_windows_per_run windows' worth of frames (the memory bound),
+        # each with `reach` frames more on both sides so that its own frames are exact.
+        step, reach = self.max_windows_per_run * P835_WINDOW_FRAMES, self.reach
+        shared = []
+        for first in range(0, span, step):
+            low, high = max(0, first - reach), min(span, first + step + reach)
+            out = self._prefix(frames[:, low:high])
+            shared.append(out[:, :, first - low:min(span, first + step) - low])
+        shared_out = np.concatenate(shared, axis=2)
+        edge = 2 * reach
+        edges = self._prefix(np.concatenate(
+            [frames[:, s + offset:s + offset + edge] for s in starts
+             for offset in (0, P835_WINDOW_FRAMES - edge)]))
+        raw = []
+        for first in range(0, len(starts), self.max_windows_per_run):
+            windows = []
+            for i in range(first, min(len(starts), first + self.max_windows_per_run)):
+                window = shared_out[0, :, starts[i]:starts[i] + P835_WINDOW_FRAMES].copy()
+                window[:, :reach] = edges[2 * i, :, :reach]
+                window[:, -reach:] = edges[2 * i + 1, :, -reach:]
+                windows.append(window)
+            raw.append(self.suffix.run(None, {P835_BEFORE_POOLING: np.stack(windows)})[0])
+        return np.concatenate(raw).astype(np.float64)
+
+
 class Dnsmos:
     """DNSMOS scorer holding both ONNX sessions; batches windows of many clips per ONNX run.
+
+    A clip with several windows goes through :class:`SharedWindowsP835`: the same scores for
+    about half the P.835 work at 6 s and a fifth at 20 s; single-window clips are batched
+    through the whole model.
 
     Args:
         personalized: use the personalised P.835 model and its polynomial maps.
@@ -255,10 +391,13 @@ class Dnsmos:
             the P.835 model's activations take about 0.12 GB per window, and onnxruntime's CPU
             arena keeps its peak, so prefer ~8 on CPU workers and 64 on a GPU.
         intra_op_num_threads: onnxruntime threads per session; None lets onnxruntime choose.
+        share_windows: run overlapping windows through :class:`SharedWindowsP835` (False: each
+            window through the whole model, as the reference does).
     """
 
     def __init__(self, personalized: bool = False, providers: list[str] | None = None,
-                 max_windows_per_run: int = 8, intra_op_num_threads: int | None = None) -> None:
+                 max_windows_per_run: int = 8, intra_op_num_threads: int | None = None,
+                 share_windows: bool = True) -> None:
         if max_windows_per_run < 1:
             raise ValueError(f"max_windows_per_run must be >= 1, got {max_windows_per_run}")
         self.personalized = personalized
@@ -280,18 +419,25 @@ class Dnsmos:
                 f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}); the sessions would run on CPU")
         self._primary_input = self._primary.get_inputs()[0].name
         self._p808_input = self._p808.get_inputs()[0].name
-        self._run_models(np.zeros((1, WINDOW_SAMPLES), dtype=np.float32))  # warm-up
+        self._shared = SharedWindowsP835.from_model(
+            primary_path, options, self.providers, max_windows_per_run) if share_windows else None
+        silence = np.zeros((1, WINDOW_SAMPLES), dtype=np.float32)  # warm-up
+        self._primary_raw(silence)
+        self._p808_scores(silence)
 
     @property
     def providers(self) -> list[str]:
         """Execution providers the sessions actually use."""
         return self._primary.get_providers()
 
-    def _run_models(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Raw (sig, bak, ovr) of shape (n, 3) and P.808 of shape (n,) for a stack of windows."""
-        raw = self._primary.run(None, {self._primary_input: windows})[0]
+    def _primary_raw(self, windows: np.ndarray) -> np.ndarray:
+        """Raw (sig, bak, ovr) of shape (n, 3) for a stack of windows, by the whole model."""
+        return self._primary.run(None, {self._primary_input: windows})[0].astype(np.float64)
+
+    def _p808_scores(self, windows: np.ndarray) -> np.ndarray:
+        """P.808 of shape (n,) for a stack of windows."""
         p808 = self._p808.run(None, {self._p808_input: p808_features(windows)})[0]
-        return raw.astype(np.float64), p808[:, 0].astype(np.float64)
+        return p808[:, 0].astype(np.float64)
 
     def score(self, audio: np.ndarray, sr: int = TARGET_SR) -> DnsmosScores:
         """Score one clip (1-D float in [-1, 1] at 16 kHz)."""
@@ -306,15 +452,22 @@ class Dnsmos:
         # (clip index, start, stop) of every window across all clips, in clip order
         refs = [(clip, start, stop) for clip, bounds in enumerate(per_clip)
                 for start, stop in bounds]
+        shared = [self._shared is not None and len(bounds) > 1 for bounds in per_clip]
         raw = np.empty((len(refs), 3))
         p808 = np.empty(len(refs))
         for first in range(0, len(refs), self.max_windows_per_run):
             chunk = refs[first:first + self.max_windows_per_run]
             windows = np.stack([tiled[clip][start:stop] for clip, start, stop in chunk])
-            raw[first:first + len(chunk)], p808[first:first + len(chunk)] = (
-                self._run_models(windows))
+            whole = [i for i, (clip, _, _) in enumerate(chunk) if not shared[clip]]
+            p808[first:first + len(chunk)] = self._p808_scores(windows)
+            if whole:
+                raw[first + np.array(whole)] = self._primary_raw(windows[whole])
+        offsets = np.cumsum([0, *(len(bounds) for bounds in per_clip)])
+        for clip, bounds in enumerate(per_clip):
+            if shared[clip]:
+                raw[offsets[clip]:offsets[clip + 1]] = self._shared.raw_scores(tiled[clip], bounds)
         mapped = map_raw_scores(raw, self.personalized)
-        splits = np.cumsum([len(bounds) for bounds in per_clip])[:-1]
+        splits = offsets[1:-1]
         return [self._clip_scores(*parts) for parts in zip(
             np.split(mapped, splits), np.split(p808, splits), np.split(raw, splits), strict=True)]
 

@@ -143,7 +143,8 @@ def recommend_files(run: RunDir, config: SerecConfig, inputs: list[str], out_dir
             if score:
                 enhanced = enhanced.map_batches(Score, fn_constructor_kwargs=dict(
                     systems=[OUTPUT], personalized=config.dnsmos.personalized, keep_audio=True,
-                    use_gpu=config.dnsmos.num_gpus > 0), **config.dnsmos.actor_pool_args())
+                    use_gpu=config.dnsmos.num_gpus > 0,
+                    share_windows=config.dnsmos.share_windows), **config.dnsmos.actor_pool_args())
             enhanced = enhanced.map_batches(write_outputs, fn_kwargs=dict(out_root=out.root),
                                             batch_format="pandas", batch_size=None,
                                             num_cpus=FILTER_CPUS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from serec.audio import TARGET_SR, read_audio
@@ -13,10 +14,13 @@ from serec.quality.dnsmos import (
     WINDOW_SAMPLES,
     Dnsmos,
     DnsmosScores,
+    SharedWindowsP835,
     map_raw_scores,
     mel_filterbank,
     melspectrogram,
+    model_paths,
     p808_features,
+    tile_to_window,
     window_bounds,
 )
 
@@ -167,3 +171,36 @@ def test_sessions_do_not_spin(scorer: Dnsmos) -> None:
     for session in (scorer._primary, scorer._p808):
         options = session.get_session_options()
         assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def _speech_like(seconds: float, seed: int) -> np.ndarray:
+    """Seeded noise under a slow tone and a syllable-rate envelope: windows differ in level."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * TARGET_SR)) / TARGET_SR
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    audio = envelope * (0.2 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size))
+    return np.clip(audio, -1, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("max_windows_per_run", [8, 1])
+def test_shared_windows_equal_whole_model_runs(max_windows_per_run: int) -> None:
+    """One window (5 s tiled, 9.5 s), a few (6.4 s tiled, 12.3 s) and many (40 s); with one
+    window per run the 40 s clip's shared frames take several runs, whose seams must not show."""
+    clips = [_speech_like(s, seed) for seed, s in enumerate((5.0, 9.5, 6.4, 12.3, 40.0))]
+    shared = Dnsmos(max_windows_per_run=max_windows_per_run)
+    whole = Dnsmos(max_windows_per_run=max_windows_per_run, share_windows=False)
+    assert shared._shared is not None and shared._shared.reach == 4
+    assert whole._shared is None
+    bounds = [window_bounds(tile_to_window(c).size) for c in clips]
+    assert [len(b) for b in bounds[:2]] == [1, 1] and min(len(b) for b in bounds[2:]) > 1
+    assert bounds[-1][-1][1] > 2 * WINDOW_SAMPLES  # the 40 s clip's windows span > 2 runs
+    for ours, reference in zip(shared.score_batch(clips), whole.score_batch(clips), strict=True):
+        np.testing.assert_allclose(list(ours.as_dict().values()),
+                                   list(reference.as_dict().values()), atol=1e-5)
+
+
+def test_shared_windows_need_the_p835_structure() -> None:
+    """A graph without the P.835 frames and pre-pooling tensors (here P.808) is not cut."""
+    _, p808_path = model_paths()
+    assert SharedWindowsP835.from_model(p808_path, ort.SessionOptions(),
+                                        ["CPUExecutionProvider"], 8) is None
