@@ -31,10 +31,9 @@ def check_dnsmos(gpu: bool) -> str:
     """Start DNSMOS (on CUDA when ``gpu``) and score one second of noise."""
     import numpy as np
 
-    from serec.quality.dnsmos import Dnsmos, cuda_providers
+    from serec.quality.dnsmos import worker_dnsmos
 
-    providers = cuda_providers() if gpu else ["CPUExecutionProvider"]
-    scorer = Dnsmos(providers=providers)
+    scorer = worker_dnsmos(gpu)
     scorer.score(0.01 * np.random.default_rng(0).standard_normal(16_000).astype(np.float32))
     return f"DNSMOS runs on {scorer.providers[0]}"
 

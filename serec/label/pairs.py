@@ -110,12 +110,11 @@ class ScorePairs:
                  max_windows_per_run: int = 8, share_windows: bool = True,
                  save_audio: bool = False,
                  shifts_ms: tuple[float, ...] = (0.0,), score: str = "first") -> None:
-        from serec.quality.dnsmos import Dnsmos, cuda_providers
+        from serec.quality.dnsmos import worker_dnsmos
 
-        providers = cuda_providers() if use_gpu else ["CPUExecutionProvider"]
-        self.dnsmos = Dnsmos(personalized=personalized, providers=providers,
-                             max_windows_per_run=max_windows_per_run,
-                             share_windows=share_windows)
+        self.dnsmos = worker_dnsmos(use_gpu, personalized=personalized,
+                                    max_windows_per_run=max_windows_per_run,
+                                    share_windows=share_windows)
         self.run = RunDir(run_root)
         self.save_audio = save_audio
         self.shifts_ms = tuple(shifts_ms)

@@ -26,7 +26,7 @@ from serec.audio import (
     read_audio,
     validate,
 )
-from serec.quality.dnsmos import SCORE_COLUMNS
+from serec.quality.dnsmos import SCORE_COLUMNS, worker_dnsmos
 from serec.ray_utils import node_id
 from serec.resources import Resources
 
@@ -231,12 +231,9 @@ class Score:
     def __init__(self, systems: Sequence[str], personalized: bool = False,
                  keep_audio: bool = False, use_gpu: bool = False,
                  max_windows_per_run: int = 8, share_windows: bool = True) -> None:
-        from serec.quality.dnsmos import Dnsmos, cuda_providers
-
-        providers = cuda_providers() if use_gpu else ["CPUExecutionProvider"]
-        self.dnsmos = Dnsmos(personalized=personalized, providers=providers,
-                             max_windows_per_run=max_windows_per_run,
-                             share_windows=share_windows)
+        self.dnsmos = worker_dnsmos(use_gpu, personalized=personalized,
+                                    max_windows_per_run=max_windows_per_run,
+                                    share_windows=share_windows)
         self.systems = list(systems)
         self.keep_audio = keep_audio
         self.node = node_id()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -478,3 +478,10 @@ class Dnsmos:
         return DnsmosScores(sig=float(sig), bak=float(bak), ovr=float(ovr),
                             p808=float(p808.mean()), sig_raw=float(sig_raw),
                             bak_raw=float(bak_raw), ovr_raw=float(ovr_raw))
+
+
+def worker_dnsmos(use_gpu: bool = False, **settings: Any) -> Dnsmos:
+    """The scorer of a worker: on CUDA when it was given GPUs (else :class:`DnsmosGpuError`,
+    see :func:`cuda_providers`), on CPU otherwise; ``settings`` are :class:`Dnsmos` keywords."""
+    providers = cuda_providers() if use_gpu else ["CPUExecutionProvider"]
+    return Dnsmos(providers=providers, **settings)
