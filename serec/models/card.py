@@ -87,13 +87,17 @@ Model = ASTClassifier | LinearTabularModel | BoostedTreesModel | OvrRegressionMo
 TREE_MODELS = (BoostedTreesModel, OvrRegressionModel)
 
 
+def card_temperature(card: ModelCard) -> float:
+    """The softmax temperature an OVR model's card records (the default for older cards)."""
+    return float(card.train_config.get("temperature", DEFAULT_OVR_TEMPERATURE))
+
+
 def ovr_temperature(cards: Iterable[ModelCard]) -> float | None:
     """The softmax temperature of a fold ensemble of OVR models (None for any other kind)."""
     cards = list(cards)
     if not cards or any(c.kind != KIND_BOOSTED_OVR for c in cards):
         return None
-    temperatures = {float(c.train_config.get("temperature", DEFAULT_OVR_TEMPERATURE))
-                    for c in cards}
+    temperatures = {card_temperature(c) for c in cards}
     if len(temperatures) != 1:
         raise ValueError(f"the folds' OVR models disagree on their temperature: {temperatures}")
     return temperatures.pop()
@@ -144,8 +148,7 @@ def load_model(model_dir: str) -> tuple[Model, ModelCard]:
     if card.kind == KIND_BOOSTED_OVR:
         tensors = load_numpy(folder.read_bytes(WEIGHTS_FILE))
         return OvrRegressionModel.from_tensors(
-            tensors, card.train_config.get("params", {}),
-            card.train_config.get("temperature", DEFAULT_OVR_TEMPERATURE)), card
+            tensors, card.train_config.get("params", {}), card_temperature(card)), card
     model = build_model(card)
     data = folder.read_bytes(WEIGHTS_FILE)
     if isinstance(model, LinearTabularModel):
